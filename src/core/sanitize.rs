@@ -1,0 +1,76 @@
+//! Terminal safety: text from the Pluto database (customers' notes, OCR) is
+//! made inert before it reaches a terminal. Control characters, escape
+//! sequences, bidi overrides and zero-width characters become visible escapes
+//! such as `\x1b` or `\u{202e}`, so a record cannot move the cursor, rewrite
+//! the screen or set the terminal title of the engineer who opens it.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+/// True for characters that must never reach a terminal raw.
+pub fn is_unsafe(c: char) -> bool {
+    let u = c as u32;
+    u < 0x20                            // C0 controls, ESC included
+        || u == 0x7f                    // DEL
+        || (0x80..=0x9f).contains(&u)   // C1 controls (CSI, OSC, DCS as one char)
+        || matches!(u,
+            0x061c                      // arabic letter mark
+            | 0x200b..=0x200f           // zero-width space/joiners, LRM, RLM
+            | 0x2028 | 0x2029           // line and paragraph separators
+            | 0x202a..=0x202e           // bidi embeddings and overrides
+            | 0x2060..=0x2064           // word joiner, invisible operators
+            | 0x2066..=0x2069           // bidi isolates
+            | 0xfeff                    // zero-width no-break space
+            | 0xfff9..=0xfffb) // interlinear annotations
+}
+
+/// The text with every unsafe character replaced by a visible escape.
+/// Borrowed (no allocation) when the text is already safe.
+pub fn sanitize(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_unsafe(c) {
+            let u = c as u32;
+            // Writing to a String cannot fail.
+            let _ = if u <= 0xff {
+                write!(out, "\\x{u:02x}")
+            } else {
+                write!(out, "\\u{{{u:04x}}}")
+            };
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_text_is_borrowed_unchanged() {
+        assert!(matches!(sanitize("Café Ünïcode 東京 ok"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn escape_sequences_become_visible() {
+        let hostile = "a\x1b[2J\x1b]0;pwned\x07b\u{9b}31m\u{202e}evil\u{200b}\r\n\t";
+        let out = sanitize(hostile);
+        assert!(!out.chars().any(is_unsafe), "{out}");
+        assert_eq!(
+            out,
+            "a\\x1b[2J\\x1b]0;pwned\\x07b\\x9b31m\\u{202e}evil\\u{200b}\\x0d\\x0a\\x09"
+        );
+    }
+
+    #[test]
+    fn osc52_clipboard_and_dcs_are_neutralised() {
+        let out = sanitize("\x1b]52;c;ZXZpbA==\x07\x1bP1$qm\x1b\\");
+        assert!(!out.contains('\x1b'));
+        assert!(!out.contains('\x07'));
+    }
+}

@@ -1,0 +1,16 @@
+-- Indexes created after bulk loading (faster than maintaining them during COPY).
+CREATE INDEX businesses_name_trgm ON businesses USING gin (name gin_trgm_ops);
+CREATE INDEX businesses_created ON businesses (created_at DESC, id);
+CREATE INDEX users_email_lower ON users (lower(email) text_pattern_ops);
+CREATE INDEX users_phone_digits_rev ON users (reverse(phone_digits) text_pattern_ops);
+CREATE INDEX memberships_user ON memberships (user_id);
+CREATE INDEX bank_connections_business ON bank_connections (business_id);
+CREATE INDEX bank_accounts_business ON bank_accounts (business_id);
+CREATE INDEX transactions_business_posted ON transactions (business_id, posted_at, id);
+CREATE INDEX receipts_business_created ON receipts (business_id, created_at, id);
+CREATE INDEX invoices_business_created ON invoices (business_id, created_at, id);
+CREATE INDEX trips_business_started ON trips (business_id, started_at, id);
+CREATE INDEX trip_points_business ON trip_points (business_id);
+CREATE INDEX shifts_business_starts ON shifts (business_id, starts_at, id);
+CREATE INDEX payroll_business_paid ON payroll_entries (business_id, paid_at, id);
+ANALYZE;
