@@ -331,7 +331,7 @@ statement_ms = 2000
     #[test]
     fn unknown_key_names_file_line_and_key() {
         let e = err(&format!("{GOOD}\n[timeouts2]\nx = 1\n"));
-        assert!(e.starts_with("/etc/charon/config.toml:11"), "{e}");
+        assert!(e.starts_with("/etc/charon/config.toml:10"), "{e}");
         assert!(e.contains("timeouts2"), "{e}");
     }
 
