@@ -1,0 +1,116 @@
+//! Test harness: a fresh database per test on a real PostgreSQL server.
+//!
+//! The server comes from `CHARON_TEST_DATABASE_URL`, else `DATABASE_URL`, else
+//! `postgres://postgres@127.0.0.1:5432/postgres` (what `.ci/run` starts). Each
+//! [`TestDb`] creates its own uniquely named database and drops it (with
+//! FORCE) when dropped, also when the test panics.
+#![allow(dead_code)]
+
+use std::str::FromStr;
+
+use charon::core::config::DbUrl;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+
+pub fn server_url() -> String {
+    std::env::var("CHARON_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+pub struct TestDb {
+    pub name: String,
+    pub url: DbUrl,
+    pub pool: PgPool,
+    server: String,
+}
+
+impl TestDb {
+    /// Creates a fresh, empty database named `charon_t_<prefix>_<random>`.
+    pub async fn new(prefix: &str) -> TestDb {
+        let server = server_url();
+        let name = format!(
+            "charon_t_{}_{}",
+            prefix,
+            uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .get(..12)
+                .unwrap_or("x")
+        );
+        let mut admin = PgConnection::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("test PostgreSQL at {server} unreachable: {e}"));
+        // The name is generated above from a UUID: safe to interpolate.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.ok();
+        let options = PgConnectOptions::from_str(&server).unwrap().database(&name);
+        let url = url_for(&server, &name);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .unwrap();
+        TestDb {
+            name,
+            url: DbUrl::parse(&url).unwrap(),
+            pool,
+            server,
+        }
+    }
+
+    /// A fresh database with the synthetic Pluto schema (no rows, no indexes).
+    pub async fn pluto(prefix: &str) -> TestDb {
+        let db = TestDb::new(prefix).await;
+        sqlx::raw_sql(charon::pluto::SCHEMA)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        db
+    }
+}
+
+/// The server URL with its database replaced by `name`.
+pub fn url_for(server: &str, name: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (server, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let server = self.server.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which is blocked here: a thread
+        // with its own runtime drops the database, and FORCE ends the pool's
+        // connections (closing the pool would wait on the blocked runtime).
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&server).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
