@@ -4,7 +4,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres` (what `.ci/run` starts). Each
 //! [`TestDb`] creates its own uniquely named database and drops it (with
 //! FORCE) when dropped, also when the test panics.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::str::FromStr;
 
