@@ -1,0 +1,262 @@
+//! A throwaway PostgreSQL cluster in a temporary directory: `initdb` and
+//! `pg_ctl` from the installed server binaries, listening on a Unix socket
+//! only. When charon runs as root (initdb refuses to), the cluster runs as
+//! the unprivileged `postgres` account. The cluster is stopped and its
+//! directory deleted when the [`Cluster`] is dropped, and by
+//! [`cleanup_all`], which the panic hook and the signal handlers call.
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use crate::core::{Error, Result};
+
+/// Clusters started by this process and not yet stopped.
+static RUNNING: Mutex<Vec<Running>> = Mutex::new(Vec::new());
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Running {
+    dir: PathBuf,
+    bin: PathBuf,
+    user: Option<(u32, u32)>,
+}
+
+/// A running throwaway cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    running: Running,
+}
+
+impl Cluster {
+    /// Creates and starts a cluster in a new directory under `$TMPDIR`.
+    pub fn start() -> Result<Cluster> {
+        let bin = find_bindir()?;
+        let user = unprivileged_user()?;
+        let dir = tempfile::Builder::new()
+            .prefix("charon-demo-")
+            .tempdir()?
+            .keep();
+        let running = Running { dir, bin, user };
+        // Registered before anything can fail, so every exit path removes it.
+        register(running.clone());
+        let cluster = Cluster { running };
+        cluster.init_and_start()?;
+        Ok(cluster)
+    }
+
+    fn init_and_start(&self) -> Result<()> {
+        let r = &self.running;
+        if let Some((uid, gid)) = r.user {
+            nix::unistd::chown(
+                &r.dir,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(|e| Error::Io(std::io::Error::from(e)))?;
+        }
+        std::fs::set_permissions(&r.dir, std::fs::Permissions::from_mode(0o700))?;
+        let data = r.dir.join("data");
+        run(
+            r,
+            "initdb",
+            [
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-A"),
+                OsStr::new("trust"),
+                OsStr::new("-U"),
+                OsStr::new("postgres"),
+                OsStr::new("-E"),
+                OsStr::new("UTF8"),
+                OsStr::new("--locale=C"),
+                OsStr::new("--no-sync"),
+            ],
+        )?;
+        let options = format!(
+            "-c listen_addresses='' -k '{}' -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            r.dir.display()
+        );
+        let log = r.dir.join("postgres.log");
+        run(
+            r,
+            "pg_ctl",
+            [
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-l"),
+                log.as_os_str(),
+                OsStr::new("-o"),
+                OsStr::new(&options),
+                OsStr::new("-w"),
+                OsStr::new("-t"),
+                OsStr::new("30"),
+                OsStr::new("start"),
+            ],
+        )
+        .map_err(|e| {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+            Error::Config(format!(
+                "{e}; server log: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// The directory holding the data and the socket.
+    pub fn dir(&self) -> &Path {
+        &self.running.dir
+    }
+
+    /// A connection URL for `database` over the cluster's Unix socket.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@localhost/{database}?host={}",
+            self.running.dir.display()
+        )
+    }
+
+    /// Stops the server and deletes the directory. Idempotent.
+    pub fn stop(&mut self) {
+        stop(&self.running);
+        unregister(&self.running);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Stops every cluster this process started. Safe to call from a panic hook
+/// or a signal handler task; idempotent.
+pub fn cleanup_all() {
+    let all: Vec<Running> = match RUNNING.lock() {
+        Ok(mut v) => std::mem::take(&mut *v),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
+    for r in &all {
+        stop(r);
+    }
+}
+
+fn register(r: Running) {
+    match RUNNING.lock() {
+        Ok(mut v) => v.push(r),
+        Err(poisoned) => poisoned.into_inner().push(r),
+    }
+}
+
+fn unregister(r: &Running) {
+    match RUNNING.lock() {
+        Ok(mut v) => v.retain(|x| x != r),
+        Err(poisoned) => poisoned.into_inner().retain(|x| x != r),
+    }
+}
+
+fn stop(r: &Running) {
+    let data = r.dir.join("data");
+    if data.join("postmaster.pid").exists() {
+        let _ = command(r, "pg_ctl")
+            .args([
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-m"),
+                OsStr::new("immediate"),
+                OsStr::new("-w"),
+                OsStr::new("stop"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+fn command(r: &Running, program: &str) -> Command {
+    let mut c = Command::new(r.bin.join(program));
+    c.current_dir(&r.dir).env_remove("PGDATA");
+    if let Some((uid, gid)) = r.user {
+        c.uid(uid).gid(gid);
+    }
+    c
+}
+
+fn run<I, S>(r: &Running, program: &str, args: I) -> Result<()>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let out = command(r, program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Config(format!("cannot run {}: {e}", r.bin.join(program).display())))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(Error::Config(format!(
+            "{program} failed ({}): {}",
+            out.status,
+            stderr.trim()
+        )))
+    }
+}
+
+/// The PostgreSQL server binaries: `CHARON_PG_BINDIR`, else the newest
+/// `/usr/lib/postgresql/*/bin`, else `initdb` on the PATH.
+pub fn find_bindir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("CHARON_PG_BINDIR") {
+        let dir = PathBuf::from(dir);
+        if dir.join("initdb").is_file() {
+            return Ok(dir);
+        }
+        return Err(Error::Config(format!(
+            "CHARON_PG_BINDIR={} has no initdb",
+            dir.display()
+        )));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .find(|p| p.join("initdb").is_file() && p.join("pg_ctl").is_file())
+    });
+    on_path.ok_or_else(|| {
+        Error::Config(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: install the `postgresql` package, set CHARON_PG_BINDIR, or set DATABASE_URL to use an existing server".into(),
+        )
+    })
+}
+
+/// When running as root, the (uid, gid) of the account the cluster runs as.
+fn unprivileged_user() -> Result<Option<(u32, u32)>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let name = std::env::var("CHARON_DEMO_PG_USER").unwrap_or_else(|_| "postgres".into());
+    match nix::unistd::User::from_name(&name) {
+        Ok(Some(u)) => Ok(Some((u.uid.as_raw(), u.gid.as_raw()))),
+        _ => Err(Error::Config(format!(
+            "running as root, and there is no `{name}` account to run the demo cluster as (initdb refuses root); create it or set CHARON_DEMO_PG_USER"
+        ))),
+    }
+}
