@@ -55,6 +55,12 @@ pub fn classify(query: &str) -> QueryKind {
         .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '(' | ')' | '.' | ' '));
     let digits: String = q.chars().filter(char::is_ascii_digit).collect();
     if phone_like && digits.len() >= 4 {
+        // A national trunk prefix ("020 7946 0958" for +44 20 7946 0958) is
+        // not part of the stored international number: match without it.
+        let national = digits.trim_start_matches('0');
+        if national.len() >= 6 {
+            return QueryKind::Phone(national.to_string());
+        }
         return QueryKind::Phone(digits);
     }
     QueryKind::Name(q.to_string())
@@ -422,6 +428,11 @@ mod tests {
             classify("+1 (415) 555-0134"),
             QueryKind::Phone("14155550134".into())
         );
+        assert_eq!(
+            classify("020 7946 0958"),
+            QueryKind::Phone("2079460958".into())
+        );
+        assert_eq!(classify("0134"), QueryKind::Phone("0134".into()));
         assert_eq!(classify("123"), QueryKind::Name("123".into()));
         assert_eq!(classify("7-Eleven"), QueryKind::Name("7-Eleven".into()));
         assert_eq!(classify(" acme "), QueryKind::Name("acme".into()));
