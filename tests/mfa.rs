@@ -295,7 +295,7 @@ async fn validation_server_unreachable_or_silent() {
         .with_timeout(Duration::from_millis(300));
     assert_eq!(
         c.verify(o, PUBLIC_ID).await.unwrap_err(),
-        MfaError::ServerTimeout(0)
+        MfaError::ServerTimeout(1)
     );
 }
 
@@ -466,8 +466,14 @@ async fn sk_touch_timeout_and_missing_agent() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e, MfaError::TouchTimeout(0));
+    assert_eq!(e, MfaError::TouchTimeout(1));
+    assert_eq!(e.to_string(), "no touch within 1 s");
     assert_eq!(agent.sign_requests(), 1);
+    // The abandoned connection refuses further use instead of mixing up answers.
+    assert!(matches!(
+        client.list_identities().await,
+        Err(MfaError::AgentProtocol(_))
+    ));
 
     let e = SkAgent::connect(std::path::Path::new("/nonexistent/agent.sock"))
         .await

@@ -77,6 +77,36 @@ impl fmt::Display for FactorKind {
     }
 }
 
+/// An enrolled key of any factor, as the operator store hands it over.
+#[derive(Debug, Clone)]
+pub enum EnrolledKey {
+    YubicoOtp(otp::OtpKeyRecord),
+    Sk(sk::SkKeyRecord),
+    Piv(piv::PivKeyRecord),
+    Software(software::SoftwareKeyRecord),
+}
+
+impl EnrolledKey {
+    pub fn kind(&self) -> FactorKind {
+        match self {
+            EnrolledKey::YubicoOtp(_) => FactorKind::YubicoOtp,
+            EnrolledKey::Sk(_) => FactorKind::Sk,
+            EnrolledKey::Piv(_) => FactorKind::Piv,
+            EnrolledKey::Software(_) => FactorKind::Software,
+        }
+    }
+
+    /// The id a [`StepUpProof`] made with this key carries.
+    pub fn key_id(&self) -> String {
+        match self {
+            EnrolledKey::YubicoOtp(k) => k.public_id.to_ascii_lowercase(),
+            EnrolledKey::Sk(k) => k.fingerprint(),
+            EnrolledKey::Piv(k) => k.key_id().to_string(),
+            EnrolledKey::Software(k) => k.key_id().to_string(),
+        }
+    }
+}
+
 /// Why a factor was not accepted. Every message is meant for the operator:
 /// it says what was wrong in plain words and never contains a secret (the
 /// OTP itself is not echoed either, only its public id).
@@ -104,7 +134,7 @@ pub enum MfaError {
     BadServerUrl { url: String, reason: String },
     #[error("validation server unreachable: {0}")]
     ServerUnreachable(String),
-    #[error("validation server did not answer within {0} seconds")]
+    #[error("validation server did not answer within {0} s")]
     ServerTimeout(u64),
     #[error("validation server answered something unexpected: {0}")]
     ServerProtocol(String),
@@ -131,7 +161,7 @@ pub enum MfaError {
     AgentRefused,
     #[error("none of the ssh-agent's {offered} keys is an enrolled security key")]
     NoEnrolledKeyInAgent { offered: usize },
-    #[error("no touch within {0} seconds")]
+    #[error("no touch within {0} s")]
     TouchTimeout(u64),
     #[error(
         "key type {0} is not a security key (want sk-ecdsa-sha2-nistp256@openssh.com or sk-ssh-ed25519@openssh.com)"
@@ -262,6 +292,13 @@ impl StepUpProof {
     }
 }
 
+/// A duration in whole seconds, rounded up, for messages ("within 1 s"
+/// rather than "within 0 s" for 200 ms).
+pub(crate) fn whole_seconds(d: std::time::Duration) -> u64 {
+    let ms = d.as_millis();
+    u64::try_from(ms.div_ceil(1000)).unwrap_or(u64::MAX)
+}
+
 /// `SHA256:<base64 without padding>`, as `ssh-keygen -l` prints it.
 pub(crate) fn sha256_fingerprint(bytes: &[u8]) -> String {
     use base64::Engine as _;
@@ -308,6 +345,18 @@ mod tests {
         assert!(!p.is_fresh(p.at() - chrono::Duration::seconds(1), w));
         assert!(p.authorises(b"reveal:42"));
         assert!(!p.authorises(b"reveal:43"));
+    }
+
+    #[test]
+    fn enrolled_key_id_is_the_proof_key_id() {
+        let key = software::SoftwareKey::from_seed([1; 32]);
+        let enrolled = EnrolledKey::Software(key.record());
+        let ch = Challenge::new("login", b"").unwrap();
+        let ok = software::verify_software(&key.record(), &ch, &key.sign(&ch), true).unwrap();
+        assert_eq!(enrolled.kind(), FactorKind::Software);
+        assert_eq!(enrolled.key_id(), ok.proof().key_id());
+        assert_eq!(whole_seconds(std::time::Duration::from_millis(200)), 1);
+        assert_eq!(whole_seconds(std::time::Duration::from_secs(30)), 30);
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub fn sign_on_card(
     pin: &Secret<String>,
     challenge: &Challenge,
 ) -> Result<Vec<u8>, MfaError> {
-    let mut yk = yubikey::YubiKey::open().map_err(open_error)?;
+    let mut yk = open_card()?;
     yk.verify_pin(pin.expose().as_bytes()).map_err(card_error)?;
     let digest = Sha256::digest(challenge.as_bytes());
     let sig = yubikey::piv::sign_data(
@@ -161,6 +161,12 @@ pub fn sign_on_card(
         other => card_error(other),
     })?;
     Ok(sig.to_vec())
+}
+
+/// Open the one YubiKey plugged in (no PIN involved), with plain-word
+/// errors when there is no PC/SC daemon, no card, or several.
+pub fn open_card() -> Result<yubikey::YubiKey, MfaError> {
+    yubikey::YubiKey::open().map_err(open_error)
 }
 
 /// [`sign_on_card`] then [`verify_piv_signature`].

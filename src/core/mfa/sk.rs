@@ -182,6 +182,10 @@ pub struct AgentIdentity {
 pub struct SkAgent {
     path: PathBuf,
     stream: UnixStream,
+    /// Set while a request is in flight; stays set if the request was
+    /// abandoned (e.g. a touch timeout), because a late answer would then be
+    /// read as the answer to the next request.
+    in_flight: bool,
 }
 
 impl SkAgent {
@@ -203,6 +207,7 @@ impl SkAgent {
         Ok(SkAgent {
             path: path.to_path_buf(),
             stream,
+            in_flight: false,
         })
     }
 
@@ -259,6 +264,12 @@ impl SkAgent {
     }
 
     async fn request(&mut self, body: &[u8]) -> Result<Vec<u8>, MfaError> {
+        if self.in_flight {
+            return Err(MfaError::AgentProtocol(
+                "an earlier request was abandoned; connect to the agent again".into(),
+            ));
+        }
+        self.in_flight = true;
         let io = |e: std::io::Error| MfaError::AgentUnreachable {
             path: self.path.display().to_string(),
             detail: e.to_string(),
@@ -277,12 +288,14 @@ impl SkAgent {
         }
         let mut reply = vec![0u8; len];
         self.stream.read_exact(&mut reply).await.map_err(io)?;
+        self.in_flight = false;
         Ok(reply)
     }
 }
 
 /// The whole sk check: find an enrolled key among the agent's keys, have it
 /// sign `challenge` (waiting at most `touch_timeout` for the touch), verify.
+/// After a [`MfaError::TouchTimeout`] the connection is unusable: connect again.
 pub async fn verify_with_agent(
     agent: &mut SkAgent,
     enrolled: &[SkKeyRecord],
@@ -306,7 +319,7 @@ pub async fn verify_with_agent(
         agent.sign(&identity.blob, challenge.as_bytes()),
     )
     .await
-    .map_err(|_| MfaError::TouchTimeout(touch_timeout.as_secs()))??;
+    .map_err(|_| MfaError::TouchTimeout(super::whole_seconds(touch_timeout)))??;
     let info = verify_sk_signature(record, challenge.as_bytes(), &signature)?;
     let fingerprint = record.fingerprint();
     Ok(SkAccepted {

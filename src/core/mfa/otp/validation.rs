@@ -136,7 +136,7 @@ impl ValidationClient {
         }
         let nonce = random_nonce();
         let query = self.query(&otp, &nonce);
-        let secs = self.timeout.as_secs();
+        let secs = crate::core::mfa::whole_seconds(self.timeout);
         let body = tokio::time::timeout(self.timeout, self.get(&query))
             .await
             .map_err(|_| MfaError::ServerTimeout(secs))??;
