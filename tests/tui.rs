@@ -700,6 +700,10 @@ fn narrow_and_tiny_terminals_do_not_panic() {
         }
     };
     check(&app);
+    let narrow = text(&render_app(&app, 40, 12));
+    assert!(narrow.contains("Ünïcödé"), "{narrow}");
+    assert!(narrow.contains("production"), "{narrow}");
+    insta::assert_snapshot!("search_40x12", narrow);
     for c in "東京 typing".chars() {
         app.update(key(c));
     }

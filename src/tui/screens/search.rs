@@ -318,32 +318,47 @@ impl Screen for SearchScreen {
             return;
         }
 
+        // Narrow terminals keep the name and why it matched; wide ones
+        // show every column.
+        let wide = table_area.width >= 70;
         let rows = self.hits.iter().map(|h| {
-            Row::new(vec![
-                Line::styled(safe(&h.name).into_owned(), theme.style(Meaning::Text)),
-                Line::styled(safe(&h.plan).into_owned(), theme.style(Meaning::Text)),
-                Line::styled(safe(&h.country).into_owned(), theme.style(Meaning::Text)),
-                Line::styled(date(&h.created_at), theme.style(Meaning::Muted)),
-                matched(&h.matched, theme),
-            ])
+            let name = Line::styled(safe(&h.name).into_owned(), theme.style(Meaning::Text));
+            if wide {
+                Row::new(vec![
+                    name,
+                    Line::styled(safe(&h.plan).into_owned(), theme.style(Meaning::Text)),
+                    Line::styled(safe(&h.country).into_owned(), theme.style(Meaning::Text)),
+                    Line::styled(date(&h.created_at), theme.style(Meaning::Muted)),
+                    matched(&h.matched, theme),
+                ])
+            } else {
+                Row::new(vec![name, matched(&h.matched, theme)])
+            }
         });
-        let header = Row::new(["Name", "Plan", "Country", "Created", "Matched"])
-            .style(theme.style(Meaning::Header));
+        let (header, widths): (Row, Vec<Constraint>) = if wide {
+            (
+                Row::new(["Name", "Plan", "Country", "Created", "Matched"]),
+                vec![
+                    Constraint::Fill(3),
+                    Constraint::Length(10),
+                    Constraint::Length(7),
+                    Constraint::Length(10),
+                    Constraint::Fill(2),
+                ],
+            )
+        } else {
+            (
+                Row::new(["Name", "Matched"]),
+                vec![Constraint::Fill(3), Constraint::Fill(2)],
+            )
+        };
+        let header = header.style(theme.style(Meaning::Header));
         let visible = table_area.height.saturating_sub(1) as usize;
         let offset = self.nav.offset_for(visible);
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Fill(3),
-                Constraint::Length(10),
-                Constraint::Length(7),
-                Constraint::Length(10),
-                Constraint::Fill(2),
-            ],
-        )
-        .header(header)
-        .row_highlight_style(theme.style(Meaning::Selection))
-        .highlight_symbol("▶ ");
+        let table = Table::new(rows, widths)
+            .header(header)
+            .row_highlight_style(theme.style(Meaning::Selection))
+            .highlight_symbol("▶ ");
         let mut state = TableState::default()
             .with_offset(offset)
             .with_selected(self.nav.get(self.hits.len()));

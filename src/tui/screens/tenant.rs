@@ -204,33 +204,48 @@ impl TenantScreen {
             .title_top(filter_title);
         let inner = block.inner(members_area);
         frame.render_widget(block, members_area);
+        let wide = inner.width >= 60;
         let rows = members.iter().map(|m| {
             let role_style = if m.role == "owner" {
                 theme.style(Meaning::Warning)
             } else {
                 theme.style(Meaning::Text)
             };
-            Row::new(vec![
-                Line::styled(safe(&m.name).into_owned(), theme.style(Meaning::Masked)),
-                Line::styled(safe(&m.email).into_owned(), theme.style(Meaning::Masked)),
-                Line::styled(safe(&m.role).into_owned(), role_style),
-                Line::styled(date(&m.since), theme.style(Meaning::Muted)),
-            ])
+            let name = Line::styled(safe(&m.name).into_owned(), theme.style(Meaning::Masked));
+            let role = Line::styled(safe(&m.role).into_owned(), role_style);
+            if wide {
+                Row::new(vec![
+                    name,
+                    Line::styled(safe(&m.email).into_owned(), theme.style(Meaning::Masked)),
+                    role,
+                    Line::styled(date(&m.since), theme.style(Meaning::Muted)),
+                ])
+            } else {
+                Row::new(vec![name, role])
+            }
         });
+        let (header, widths): (Row, Vec<Constraint>) = if wide {
+            (
+                Row::new(["Name", "E-mail", "Role", "Since"]),
+                vec![
+                    Constraint::Fill(1),
+                    Constraint::Fill(2),
+                    Constraint::Length(10),
+                    Constraint::Length(10),
+                ],
+            )
+        } else {
+            (
+                Row::new(["Name", "Role"]),
+                vec![Constraint::Fill(1), Constraint::Length(10)],
+            )
+        };
         let visible = inner.height.saturating_sub(1) as usize;
         let offset = self.nav.offset_for(visible);
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Fill(1),
-                Constraint::Fill(2),
-                Constraint::Length(10),
-                Constraint::Length(10),
-            ],
-        )
-        .header(Row::new(["Name", "E-mail", "Role", "Since"]).style(theme.style(Meaning::Header)))
-        .row_highlight_style(theme.style(Meaning::Selection))
-        .highlight_symbol("▶ ");
+        let table = Table::new(rows, widths)
+            .header(header.style(theme.style(Meaning::Header)))
+            .row_highlight_style(theme.style(Meaning::Selection))
+            .highlight_symbol("▶ ");
         let mut state = TableState::default()
             .with_offset(offset)
             .with_selected(self.nav.get(members.len()));
