@@ -76,6 +76,11 @@ impl App {
         &self.theme
     }
 
+    /// Shows a message in the message line (until the next key).
+    pub fn notify(&mut self, level: Level, message: impl Into<String>) {
+        self.message = Some((level, message.into()));
+    }
+
     pub fn message(&self) -> Option<&(Level, String)> {
         self.message.as_ref()
     }
@@ -157,7 +162,10 @@ impl App {
                 Command::SetTheme(name) => match self.themes.load(&name) {
                     Ok(loaded) => {
                         self.theme = loaded.theme;
-                        self.message = Some((Level::Info, format!("theme {}", safe(&name))));
+                        self.message = Some(match loaded.warnings.first() {
+                            Some(w) => (Level::Error, w.clone()),
+                            None => (Level::Info, format!("theme {}", safe(&name))),
+                        });
                     }
                     Err(e) => self.message = Some((Level::Error, e.to_string())),
                 },

@@ -329,11 +329,23 @@ pub const PALETTE: &[Binding] = &[
     },
 ];
 
-pub const HELP: &[Binding] = &[Binding {
-    keys: &[ESC, Key::char('?'), Key::char('q')],
-    action: KeyAction::Back,
-    desc: "close the help",
-}];
+pub const HELP: &[Binding] = &[
+    Binding {
+        keys: &[ESC, Key::char('?'), Key::char('q')],
+        action: KeyAction::Back,
+        desc: "close the help",
+    },
+    Binding {
+        keys: &[Key::char('k'), UP],
+        action: KeyAction::Up,
+        desc: "scroll up",
+    },
+    Binding {
+        keys: &[Key::char('j'), DOWN],
+        action: KeyAction::Down,
+        desc: "scroll down",
+    },
+];
 
 /// The table of one context (without the global keys).
 pub fn bindings(ctx: Context) -> &'static [Binding] {

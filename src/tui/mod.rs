@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -87,6 +88,13 @@ pub async fn run(console: Console, options: TuiOptions) -> anyhow::Result<()> {
         .load(&options.theme)
         .with_context(|| format!("loading theme {:?}", options.theme))?;
     let mut app = App::new(console.info().clone(), themes, loaded.theme);
+    if let Some(w) = loaded.warnings.first() {
+        app.notify(app::Level::Error, w.clone());
+    }
+    // A closed SSH session (SIGHUP) or a `kill` (SIGTERM) ends the loop like
+    // `q`, so the terminal is restored and tasks are dropped.
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut runner = Runner {
@@ -101,6 +109,7 @@ pub async fn run(console: Console, options: TuiOptions) -> anyhow::Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
     let mut effects = app.start();
+    let mut redraw = true;
     loop {
         for effect in effects.drain(..) {
             match effect {
@@ -112,10 +121,13 @@ pub async fn run(console: Console, options: TuiOptions) -> anyhow::Result<()> {
                 Effect::Run { id, action } => runner.spawn(id, action),
             }
         }
-        guard
-            .terminal
-            .draw(|frame| app.render(frame))
-            .context("drawing the screen")?;
+        if redraw {
+            guard
+                .terminal
+                .draw(|frame| app.render(frame))
+                .context("drawing the screen")?;
+        }
+        redraw = true;
 
         let msg = tokio::select! {
             event = events.next() => match event {
@@ -124,6 +136,10 @@ pub async fn run(console: Console, options: TuiOptions) -> anyhow::Result<()> {
                 }
                 Some(Ok(Event::Resize(_, _))) => {
                     guard.terminal.autoresize().context("resizing")?;
+                    continue;
+                }
+                Some(Ok(Event::Key(_))) => {
+                    redraw = false;
                     continue;
                 }
                 Some(Ok(_)) => continue,
@@ -138,10 +154,18 @@ pub async fn run(console: Console, options: TuiOptions) -> anyhow::Result<()> {
                     // The panic hook has already restored the terminal.
                     anyhow::bail!("an action task panicked: {e}");
                 }
+                redraw = false;
                 continue;
             }
+            // Returning drops the guard (terminal restored) and the tasks.
+            _ = hangup.recv() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
             _ = tick.tick() => Msg::Tick(Instant::now()),
         };
+        // A tick changes the screen only when it starts something (the
+        // debounced search); skip drawing otherwise.
+        let was_tick = matches!(msg, Msg::Tick(_));
         effects = app.update(msg);
+        redraw = !was_tick || !effects.is_empty();
     }
 }

@@ -57,18 +57,15 @@ impl Screen for HelpScreen {
         };
         match resolve(Context::Help, *key) {
             Some(KeyAction::Back) => vec![Command::Pop],
-            _ => {
-                match key.code {
-                    crossterm::event::KeyCode::Down | crossterm::event::KeyCode::Char('j') => {
-                        self.scroll = self.scroll.saturating_add(1);
-                    }
-                    crossterm::event::KeyCode::Up | crossterm::event::KeyCode::Char('k') => {
-                        self.scroll = self.scroll.saturating_sub(1);
-                    }
-                    _ => {}
-                }
+            Some(KeyAction::Down) => {
+                self.scroll = self.scroll.saturating_add(1);
                 vec![]
             }
+            Some(KeyAction::Up) => {
+                self.scroll = self.scroll.saturating_sub(1);
+                vec![]
+            }
+            _ => vec![],
         }
     }
 
