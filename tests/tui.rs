@@ -844,3 +844,20 @@ fn snapshot_tenant_screen() {
     let t = TenantScreen::loaded(detail("Acme Robotics GmbH"));
     insta::assert_snapshot!("tenant", text(&render_screen(&t, 90, 22)));
 }
+
+#[test]
+fn a_long_query_scrolls_and_keeps_the_cursor_in_the_field() {
+    let mut s = SearchScreen::new();
+    let long: String = (0..120)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    typed(&mut s, &format!("{long}XYZ"));
+    let mut t = Terminal::new(TestBackend::new(40, 12)).unwrap();
+    let th = theme();
+    t.draw(|f| s.render(f, f.area(), &th)).unwrap();
+    let screen = text(t.backend().buffer());
+    assert!(screen.lines().nth(1).unwrap().contains("XYZ"), "{screen}");
+    let cursor = t.get_cursor_position().unwrap();
+    assert_eq!(cursor.y, 1);
+    assert!(cursor.x > 3 && cursor.x < 39, "{cursor:?}");
+}

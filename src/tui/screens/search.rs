@@ -263,18 +263,25 @@ impl Screen for SearchScreen {
             );
         let inner = input_block.inner(top);
         frame.render_widget(input_block, top);
-        let width = inner.width.saturating_sub(2) as usize;
-        let scroll = self.input.visual_scroll(width);
-        let value = safe(self.input.value()).into_owned();
-        let line = Line::from(vec![
-            Span::styled("/ ", theme.style(Meaning::Prompt)),
-            Span::styled(value, theme.style(Meaning::Input)),
-        ]);
-        frame.render_widget(Paragraph::new(line).scroll((0, scroll as u16)), inner);
-        if typing && inner.width > 2 && inner.height > 0 {
+        let [prompt, field] =
+            Layout::horizontal([Constraint::Length(2), Constraint::Min(0)]).areas(inner);
+        frame.render_widget(Span::styled("/ ", theme.style(Meaning::Prompt)), prompt);
+        // Scroll by the typed text; the drawn text is the sanitised value.
+        let scroll = self
+            .input
+            .visual_scroll(field.width.saturating_sub(1) as usize);
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                safe(self.input.value()).into_owned(),
+                theme.style(Meaning::Input),
+            ))
+            .scroll((0, scroll as u16)),
+            field,
+        );
+        if typing && field.width > 0 && field.height > 0 {
             let x = (self.input.visual_cursor().saturating_sub(scroll) as u16)
-                .min(inner.width.saturating_sub(3));
-            frame.set_cursor_position((inner.x + 2 + x, inner.y));
+                .min(field.width.saturating_sub(1));
+            frame.set_cursor_position((field.x + x, field.y));
         }
 
         // The results.
