@@ -861,3 +861,34 @@ fn a_long_query_scrolls_and_keeps_the_cursor_in_the_field() {
     assert_eq!(cursor.y, 1);
     assert!(cursor.x > 3 && cursor.x < 39, "{cursor:?}");
 }
+
+#[test]
+fn unused_palette_entries_and_bad_modifiers_are_reported() {
+    let loaded = charon::tui::theme::load_file(&fixtures().join("unused-palette.toml")).unwrap();
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(loaded.warnings[0].contains("palette.orange"));
+
+    let msg = ThemeSet::new(Some(fixtures()))
+        .load("bad-modifier")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("bad-modifier.toml")
+            && msg.contains("styles.text.modifiers")
+            && msg.contains("sparkly"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_themes_dir_theme_can_be_chosen_from_the_palette() {
+    let mut app = App::new(info(false), ThemeSet::new(Some(fixtures())), theme());
+    app.update(special(KeyCode::Esc));
+    app.update(key(':'));
+    for c in "theme ch".chars() {
+        app.update(key(c));
+    }
+    app.update(special(KeyCode::Tab));
+    app.update(special(KeyCode::Enter));
+    assert_eq!(app.theme().name, "child");
+}
