@@ -662,7 +662,7 @@ fn unreachable_database_is_reported_in_the_message_line() {
     }));
     let screen = text(&render_app(&app, 120, 10));
     assert!(
-        screen.contains("database unreachable — database pluto unavailable: connection refused"),
+        screen.contains("database unreachable — pluto: connection refused"),
         "{screen}"
     );
 }

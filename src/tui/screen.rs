@@ -37,8 +37,12 @@ pub struct Failure {
 impl Failure {
     pub fn from_error(e: &crate::core::Error) -> Failure {
         if e.is_unreachable() {
+            let detail = match e {
+                crate::core::Error::Unavailable { which, detail } => format!("{which}: {detail}"),
+                other => other.to_string(),
+            };
             Failure {
-                message: format!("database unreachable — {e}"),
+                message: format!("database unreachable — {detail}"),
                 unreachable: true,
             }
         } else {
