@@ -1,0 +1,262 @@
+//! The compositor: a stack of screens and overlays, the status bar and the
+//! message line. It turns screens' commands into stack changes and into
+//! [`Effect`]s for the runner; it never touches the console itself, so it is
+//! driven in tests by handing it messages.
+
+use std::collections::VecDeque;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::core::action::Action;
+use crate::core::console::ConsoleInfo;
+use crate::tui::keymap::{Key, KeyAction, resolve};
+use crate::tui::screen::{Command, Done, Msg, RequestId, Screen};
+use crate::tui::screens::help::HelpScreen;
+use crate::tui::screens::palette::PaletteScreen;
+use crate::tui::screens::search::SearchScreen;
+use crate::tui::theme::{Meaning, Theme, ThemeSet};
+use crate::tui::widgets::safe;
+
+/// What the runner must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Run { id: RequestId, action: Action },
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Error,
+}
+
+pub struct App {
+    info: ConsoleInfo,
+    themes: ThemeSet,
+    theme: Theme,
+    /// Bottom first; the root is the search screen and is never popped.
+    stack: Vec<Box<dyn Screen>>,
+    message: Option<(Level, String)>,
+    /// The `OpenConsole` request, answered before the first search.
+    opening: Option<RequestId>,
+}
+
+impl App {
+    pub fn new(info: ConsoleInfo, themes: ThemeSet, theme: Theme) -> App {
+        App::with_root(info, themes, theme, SearchScreen::new())
+    }
+
+    /// An app with a given root search screen (e.g. without debounce).
+    pub fn with_root(info: ConsoleInfo, themes: ThemeSet, theme: Theme, root: SearchScreen) -> App {
+        App {
+            info,
+            themes,
+            theme,
+            stack: vec![Box::new(root)],
+            message: None,
+            opening: None,
+        }
+    }
+
+    /// The first effects: open the console. The first search (recent
+    /// tenants) follows once the console is open.
+    pub fn start(&mut self) -> Vec<Effect> {
+        let id = RequestId::next();
+        self.opening = Some(id);
+        vec![Effect::Run {
+            id,
+            action: Action::OpenConsole,
+        }]
+    }
+
+    pub fn theme(&self) -> &Theme {
+        &self.theme
+    }
+
+    /// Shows a message in the message line (until the next key).
+    pub fn notify(&mut self, level: Level, message: impl Into<String>) {
+        self.message = Some((level, message.into()));
+    }
+
+    pub fn message(&self) -> Option<&(Level, String)> {
+        self.message.as_ref()
+    }
+
+    /// Names of the screens on the stack, bottom first.
+    pub fn stack_names(&self) -> Vec<&'static str> {
+        self.stack.iter().map(|s| s.name()).collect()
+    }
+
+    pub fn top(&self) -> Option<&dyn Screen> {
+        self.stack.last().map(|s| s.as_ref())
+    }
+
+    /// Handles one message and returns what the runner must do.
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        match msg {
+            Msg::Key(key) => {
+                let cmds = self.on_key(key);
+                self.apply(cmds, &mut effects);
+            }
+            Msg::Done(done) if Some(done.id) == self.opening => {
+                self.opening = None;
+                self.on_opened(done, &mut effects);
+            }
+            msg @ (Msg::Done(_) | Msg::Tick(_)) => {
+                // Every screen sees replies and ticks; each ignores what it
+                // did not ask for.
+                let mut cmds = Vec::new();
+                for s in &mut self.stack {
+                    cmds.extend(s.update(&msg));
+                }
+                self.apply(cmds, &mut effects);
+            }
+            Msg::SetQuery(q) => self.apply(vec![Command::SearchFor(q)], &mut effects),
+        }
+        effects
+    }
+
+    fn on_opened(&mut self, done: Done, effects: &mut Vec<Effect>) {
+        match done.result {
+            Ok(_) => self.apply(vec![Command::SearchFor(String::new())], effects),
+            Err(f) => self.message = Some((Level::Error, f.message)),
+        }
+    }
+
+    fn on_key(&mut self, key: Key) -> Vec<Command> {
+        let Some(top) = self.stack.last_mut() else {
+            return vec![Command::Quit];
+        };
+        // Any key acknowledges the last message.
+        self.message = None;
+        match resolve(top.context(), key) {
+            Some(KeyAction::Quit) => vec![Command::Quit],
+            Some(KeyAction::Help) => vec![Command::Help],
+            Some(KeyAction::Palette) => vec![Command::Palette],
+            _ => top.update(&Msg::Key(key)),
+        }
+    }
+
+    fn apply(&mut self, cmds: Vec<Command>, effects: &mut Vec<Effect>) {
+        let mut queue: VecDeque<Command> = cmds.into();
+        while let Some(cmd) = queue.pop_front() {
+            match cmd {
+                Command::Push(s) => self.stack.push(s),
+                Command::Pop => {
+                    if self.stack.len() > 1 {
+                        self.stack.pop();
+                    }
+                }
+                Command::Quit => effects.push(Effect::Quit),
+                Command::Run { id, action } => effects.push(Effect::Run { id, action }),
+                Command::SearchFor(q) => {
+                    self.stack.truncate(1);
+                    if let Some(root) = self.stack.first_mut() {
+                        queue.extend(root.update(&Msg::SetQuery(q)));
+                    }
+                }
+                Command::SetTheme(name) => match self.themes.load(&name) {
+                    Ok(loaded) => {
+                        self.theme = loaded.theme;
+                        self.message = Some(match loaded.warnings.first() {
+                            Some(w) => (Level::Error, w.clone()),
+                            None => (Level::Info, format!("theme {}", safe(&name))),
+                        });
+                    }
+                    Err(e) => self.message = Some((Level::Error, e.to_string())),
+                },
+                Command::Help => {
+                    if self.stack.last().is_some_and(|s| s.name() == "help") {
+                        self.stack.pop();
+                    } else if let Some(top) = self.stack.iter().rev().find(|s| !s.is_overlay()) {
+                        let help = HelpScreen::new(top.keymap());
+                        self.stack.push(Box::new(help));
+                    }
+                }
+                Command::Palette => {
+                    self.stack
+                        .push(Box::new(PaletteScreen::new(self.themes.names())));
+                }
+                Command::Error(m) => self.message = Some((Level::Error, m)),
+                Command::Notify(m) => self.message = Some((Level::Info, m)),
+            }
+        }
+    }
+
+    /// Draws the screens, the message line and the status bar. Pure.
+    pub fn render(&self, frame: &mut Frame) {
+        let area = frame.area();
+        let [main, message, status] = Layout::vertical([
+            Constraint::Min(0),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        // Draw from the topmost full screen upwards, overlays over it.
+        let base = self
+            .stack
+            .iter()
+            .rposition(|s| !s.is_overlay())
+            .unwrap_or(0);
+        for s in &self.stack[base..] {
+            s.render(frame, main, &self.theme);
+        }
+        self.render_message(frame, message);
+        self.render_status(frame, status);
+    }
+
+    fn render_message(&self, frame: &mut Frame, area: Rect) {
+        let line = match &self.message {
+            Some((Level::Error, m)) => Line::styled(
+                safe(m).into_owned(),
+                self.theme.style(Meaning::MessageError),
+            ),
+            Some((Level::Info, m)) => {
+                Line::styled(safe(m).into_owned(), self.theme.style(Meaning::MessageInfo))
+            }
+            None => Line::from(vec![
+                Span::styled("?", self.theme.style(Meaning::Key)),
+                Span::styled(" help  ", self.theme.style(Meaning::Muted)),
+                Span::styled(":", self.theme.style(Meaning::Key)),
+                Span::styled(" commands  ", self.theme.style(Meaning::Muted)),
+                Span::styled("q", self.theme.style(Meaning::Key)),
+                Span::styled(" quit", self.theme.style(Meaning::Muted)),
+            ]),
+        };
+        frame.render_widget(Paragraph::new(line), area);
+    }
+
+    fn render_status(&self, frame: &mut Frame, area: Rect) {
+        let bar = self.theme.style(Meaning::StatusBar);
+        let env_style = if self.info.production {
+            self.theme.style(Meaning::StatusEnvProduction)
+        } else {
+            self.theme.style(Meaning::StatusEnv)
+        };
+        let mut spans = Vec::new();
+        if self.info.demo {
+            spans.push(Span::styled(
+                " DEMO ",
+                self.theme.style(Meaning::StatusDemo),
+            ));
+        }
+        spans.push(Span::styled(
+            format!(" {} ", safe(&self.info.environment)),
+            env_style,
+        ));
+        spans.push(Span::styled(
+            format!(
+                " {} ({}) │ {} ",
+                safe(&self.info.operator),
+                self.info.role,
+                safe(&self.info.database)
+            ),
+            bar,
+        ));
+        frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+    }
+}

@@ -1,0 +1,487 @@
+//! Keymaps as data. Each context has a table of (keys, action, description);
+//! [`resolve`] turns a key into an action with a pure lookup over the same
+//! tables the `?` help overlay is drawn from, so help never lies.
+
+use std::fmt;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// A key as the keymap sees it: a code and the modifiers that matter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+impl Key {
+    pub const fn plain(code: KeyCode) -> Key {
+        Key {
+            code,
+            mods: KeyModifiers::NONE,
+        }
+    }
+
+    pub const fn char(c: char) -> Key {
+        Key::plain(KeyCode::Char(c))
+    }
+
+    pub const fn ctrl(c: char) -> Key {
+        Key {
+            code: KeyCode::Char(c),
+            mods: KeyModifiers::CONTROL,
+        }
+    }
+
+    /// Normalises a terminal key event: for characters, Shift is already in
+    /// the character (`G`, `?`), so it is dropped; upper-case letters with
+    /// Ctrl are folded to lower case.
+    pub fn from_event(ev: &KeyEvent) -> Key {
+        let mut mods =
+            ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let mut code = ev.code;
+        if let KeyCode::Char(c) = code {
+            mods.remove(KeyModifiers::SHIFT);
+            if mods.contains(KeyModifiers::CONTROL) {
+                code = KeyCode::Char(c.to_ascii_lowercase());
+            }
+        }
+        if code == KeyCode::BackTab {
+            mods.remove(KeyModifiers::SHIFT);
+        }
+        Key { code, mods }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mods.contains(KeyModifiers::CONTROL) {
+            f.write_str("Ctrl-")?;
+        }
+        if self.mods.contains(KeyModifiers::ALT) {
+            f.write_str("Alt-")?;
+        }
+        match self.code {
+            KeyCode::Char(' ') => f.write_str("Space"),
+            KeyCode::Char(c) => write!(f, "{c}"),
+            KeyCode::Enter => f.write_str("Enter"),
+            KeyCode::Esc => f.write_str("Esc"),
+            KeyCode::Tab => f.write_str("Tab"),
+            KeyCode::BackTab => f.write_str("Shift-Tab"),
+            KeyCode::Up => f.write_str("↑"),
+            KeyCode::Down => f.write_str("↓"),
+            KeyCode::Left => f.write_str("←"),
+            KeyCode::Right => f.write_str("→"),
+            KeyCode::Home => f.write_str("Home"),
+            KeyCode::End => f.write_str("End"),
+            KeyCode::PageUp => f.write_str("PgUp"),
+            KeyCode::PageDown => f.write_str("PgDn"),
+            KeyCode::Backspace => f.write_str("Backspace"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+/// What a key asks for. Screens interpret these; text keys that resolve to
+/// nothing go to the focused input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyAction {
+    /// Quit charon (Ctrl-C everywhere; q when not typing).
+    Quit,
+    Help,
+    Palette,
+    /// Esc: leave the input, close the overlay, or go back.
+    Back,
+    Up,
+    Down,
+    Top,
+    Bottom,
+    HalfPageDown,
+    HalfPageUp,
+    /// Enter: open the selection / run the command.
+    Open,
+    /// `/`: filter the current list.
+    Filter,
+    /// Tab in the palette.
+    Complete,
+}
+
+/// A row of a keymap table.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    pub keys: &'static [Key],
+    pub action: KeyAction,
+    pub desc: &'static str,
+}
+
+impl Binding {
+    /// The keys as shown in help, e.g. `j / ↓`.
+    pub fn keys_label(&self) -> String {
+        self.keys
+            .iter()
+            .map(Key::to_string)
+            .collect::<Vec<_>>()
+            .join(" / ")
+    }
+}
+
+/// Where the keyboard focus is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Context {
+    /// Typing in the tenant search input.
+    SearchInput,
+    /// Moving in the tenant search results.
+    SearchList,
+    /// The tenant overview (members list).
+    Tenant,
+    /// Typing the members filter on the tenant overview.
+    TenantFilter,
+    /// The `:` command palette.
+    Palette,
+    /// The `?` help overlay.
+    Help,
+}
+
+impl Context {
+    /// True when printable keys are text, so `q`, `?` and `:` are typed
+    /// rather than acted on.
+    pub fn typing(self) -> bool {
+        matches!(
+            self,
+            Context::SearchInput | Context::TenantFilter | Context::Palette
+        )
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Context::SearchInput => "Search (typing)",
+            Context::SearchList => "Search results",
+            Context::Tenant => "Tenant",
+            Context::TenantFilter => "Members filter (typing)",
+            Context::Palette => "Command palette",
+            Context::Help => "Help",
+        }
+    }
+}
+
+const UP: Key = Key::plain(KeyCode::Up);
+const DOWN: Key = Key::plain(KeyCode::Down);
+const ESC: Key = Key::plain(KeyCode::Esc);
+const ENTER: Key = Key::plain(KeyCode::Enter);
+
+/// Keys that work everywhere, even while typing.
+pub const ALWAYS: &[Binding] = &[Binding {
+    keys: &[Key::ctrl('c')],
+    action: KeyAction::Quit,
+    desc: "quit charon",
+}];
+
+/// Keys that work on every screen when not typing.
+pub const GLOBAL: &[Binding] = &[
+    Binding {
+        keys: &[Key::char('q')],
+        action: KeyAction::Quit,
+        desc: "quit charon",
+    },
+    Binding {
+        keys: &[Key::char('?')],
+        action: KeyAction::Help,
+        desc: "show or hide this help",
+    },
+    Binding {
+        keys: &[Key::char(':')],
+        action: KeyAction::Palette,
+        desc: "command palette (:tenant, :theme, :help, :quit)",
+    },
+];
+
+const LIST_MOVES: [Binding; 6] = [
+    Binding {
+        keys: &[Key::char('k'), UP],
+        action: KeyAction::Up,
+        desc: "move up",
+    },
+    Binding {
+        keys: &[Key::char('j'), DOWN],
+        action: KeyAction::Down,
+        desc: "move down",
+    },
+    Binding {
+        keys: &[Key::char('g'), Key::plain(KeyCode::Home)],
+        action: KeyAction::Top,
+        desc: "go to the top",
+    },
+    Binding {
+        keys: &[Key::char('G'), Key::plain(KeyCode::End)],
+        action: KeyAction::Bottom,
+        desc: "go to the bottom",
+    },
+    Binding {
+        keys: &[Key::ctrl('d'), Key::plain(KeyCode::PageDown)],
+        action: KeyAction::HalfPageDown,
+        desc: "half a page down",
+    },
+    Binding {
+        keys: &[Key::ctrl('u'), Key::plain(KeyCode::PageUp)],
+        action: KeyAction::HalfPageUp,
+        desc: "half a page up",
+    },
+];
+
+pub const SEARCH_INPUT: &[Binding] = &[
+    Binding {
+        keys: &[UP, Key::ctrl('p')],
+        action: KeyAction::Up,
+        desc: "select the previous tenant",
+    },
+    Binding {
+        keys: &[DOWN, Key::ctrl('n')],
+        action: KeyAction::Down,
+        desc: "select the next tenant",
+    },
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "open the selected tenant",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "leave the input (list mode)",
+    },
+];
+
+pub const SEARCH_LIST: &[Binding] = &[
+    LIST_MOVES[0],
+    LIST_MOVES[1],
+    LIST_MOVES[2],
+    LIST_MOVES[3],
+    LIST_MOVES[4],
+    LIST_MOVES[5],
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "open the selected tenant",
+    },
+    Binding {
+        keys: &[Key::char('/'), Key::char('i')],
+        action: KeyAction::Filter,
+        desc: "back to the search input",
+    },
+];
+
+pub const TENANT: &[Binding] = &[
+    LIST_MOVES[0],
+    LIST_MOVES[1],
+    LIST_MOVES[2],
+    LIST_MOVES[3],
+    LIST_MOVES[4],
+    LIST_MOVES[5],
+    Binding {
+        keys: &[Key::char('/')],
+        action: KeyAction::Filter,
+        desc: "filter members by name or role",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "back (clear the filter first)",
+    },
+];
+
+pub const TENANT_FILTER: &[Binding] = &[
+    Binding {
+        keys: &[UP, Key::ctrl('p')],
+        action: KeyAction::Up,
+        desc: "select the previous member",
+    },
+    Binding {
+        keys: &[DOWN, Key::ctrl('n')],
+        action: KeyAction::Down,
+        desc: "select the next member",
+    },
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "keep the filter, back to the list",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "clear the filter",
+    },
+];
+
+pub const PALETTE: &[Binding] = &[
+    Binding {
+        keys: &[Key::plain(KeyCode::Tab)],
+        action: KeyAction::Complete,
+        desc: "complete the command or argument",
+    },
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "run the command",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "close the palette",
+    },
+];
+
+pub const HELP: &[Binding] = &[
+    Binding {
+        keys: &[ESC, Key::char('?'), Key::char('q')],
+        action: KeyAction::Back,
+        desc: "close the help",
+    },
+    Binding {
+        keys: &[Key::char('k'), UP],
+        action: KeyAction::Up,
+        desc: "scroll up",
+    },
+    Binding {
+        keys: &[Key::char('j'), DOWN],
+        action: KeyAction::Down,
+        desc: "scroll down",
+    },
+];
+
+/// The table of one context (without the global keys).
+pub fn bindings(ctx: Context) -> &'static [Binding] {
+    match ctx {
+        Context::SearchInput => SEARCH_INPUT,
+        Context::SearchList => SEARCH_LIST,
+        Context::Tenant => TENANT,
+        Context::TenantFilter => TENANT_FILTER,
+        Context::Palette => PALETTE,
+        Context::Help => HELP,
+    }
+}
+
+/// The tables consulted for a key in this context, in order: the context's
+/// own, then the keys that work everywhere, then (when not typing) the
+/// global ones.
+pub fn tables(ctx: Context) -> Vec<&'static [Binding]> {
+    let mut t = vec![bindings(ctx), ALWAYS];
+    if !ctx.typing() {
+        t.push(GLOBAL);
+    }
+    t
+}
+
+/// Resolves a key in a context. Pure: the same tables draw the help.
+pub fn resolve(ctx: Context, key: Key) -> Option<KeyAction> {
+    tables(ctx)
+        .into_iter()
+        .flat_map(|t| t.iter())
+        .find(|b| b.keys.contains(&key))
+        .map(|b| b.action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::{KeyEventKind, KeyEventState};
+
+    fn ev(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent {
+            code,
+            modifiers,
+            kind: KeyEventKind::Press,
+            state: KeyEventState::NONE,
+        }
+    }
+
+    #[test]
+    fn list_keys_move() {
+        use KeyAction::*;
+        let ctx = Context::SearchList;
+        assert_eq!(resolve(ctx, Key::char('j')), Some(Down));
+        assert_eq!(resolve(ctx, Key::plain(KeyCode::Down)), Some(Down));
+        assert_eq!(resolve(ctx, Key::char('k')), Some(Up));
+        assert_eq!(resolve(ctx, Key::char('g')), Some(Top));
+        assert_eq!(resolve(ctx, Key::char('G')), Some(Bottom));
+        assert_eq!(resolve(ctx, Key::ctrl('d')), Some(HalfPageDown));
+        assert_eq!(resolve(ctx, Key::ctrl('u')), Some(HalfPageUp));
+        assert_eq!(resolve(ctx, Key::char('/')), Some(Filter));
+        assert_eq!(resolve(ctx, Key::char('q')), Some(Quit));
+        assert_eq!(resolve(ctx, Key::char('?')), Some(Help));
+        assert_eq!(resolve(ctx, Key::char(':')), Some(Palette));
+        assert_eq!(resolve(ctx, Key::char('x')), None);
+    }
+
+    #[test]
+    fn typing_contexts_leave_letters_to_the_input() {
+        for ctx in [
+            Context::SearchInput,
+            Context::TenantFilter,
+            Context::Palette,
+        ] {
+            for c in ['q', 'j', 'k', 'g', 'G', '?', ':', '/'] {
+                assert_eq!(resolve(ctx, Key::char(c)), None, "{ctx:?} {c}");
+            }
+            assert_eq!(resolve(ctx, Key::ctrl('c')), Some(KeyAction::Quit));
+        }
+        assert_eq!(
+            resolve(Context::SearchInput, Key::ctrl('n')),
+            Some(KeyAction::Down)
+        );
+        assert_eq!(
+            resolve(Context::SearchInput, Key::ctrl('p')),
+            Some(KeyAction::Up)
+        );
+        assert_eq!(
+            resolve(Context::SearchInput, Key::plain(KeyCode::Esc)),
+            Some(KeyAction::Back)
+        );
+    }
+
+    #[test]
+    fn events_are_normalised() {
+        assert_eq!(
+            Key::from_event(&ev(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+            Key::char('G')
+        );
+        assert_eq!(
+            Key::from_event(&ev(KeyCode::Char('?'), KeyModifiers::SHIFT)),
+            Key::char('?')
+        );
+        assert_eq!(
+            Key::from_event(&ev(
+                KeyCode::Char('C'),
+                KeyModifiers::CONTROL | KeyModifiers::SHIFT
+            )),
+            Key::ctrl('c')
+        );
+    }
+
+    #[test]
+    fn no_key_is_bound_twice_in_one_context() {
+        for ctx in [
+            Context::SearchInput,
+            Context::SearchList,
+            Context::Tenant,
+            Context::TenantFilter,
+            Context::Palette,
+            Context::Help,
+        ] {
+            let mut seen = std::collections::HashSet::new();
+            for b in tables(ctx).into_iter().flat_map(|t| t.iter()) {
+                for k in b.keys {
+                    // A later table may repeat a key only if an earlier one
+                    // already wins with the same meaning (Help: q closes).
+                    if !seen.insert(*k) {
+                        assert_eq!(ctx, Context::Help, "{ctx:?}: {k} bound twice");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn labels_read_well() {
+        assert_eq!(Key::ctrl('d').to_string(), "Ctrl-d");
+        assert_eq!(LIST_MOVES[1].keys_label(), "j / ↓");
+    }
+}

@@ -1,0 +1,144 @@
+//! The Elm-style contract every screen and overlay follows: messages in,
+//! commands out, pure rendering. Only the runner (`tui::run`) turns commands
+//! into effects on the terminal and the console.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+
+use crate::core::action::{Action, Reply};
+use crate::tui::keymap::{Binding, Context, Key};
+use crate::tui::theme::Theme;
+
+/// Identifies one dispatched action, so its reply finds its way back and a
+/// stale one is recognised (latest request wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+
+impl RequestId {
+    /// A fresh, process-unique id.
+    pub fn next() -> RequestId {
+        RequestId(NEXT_REQUEST.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A failed action, as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What the message line shows, e.g. `database unreachable — ...`.
+    pub message: String,
+    pub unreachable: bool,
+}
+
+impl Failure {
+    pub fn from_error(e: &crate::core::Error) -> Failure {
+        if e.is_unreachable() {
+            let detail = match e {
+                crate::core::Error::Unavailable { which, detail } => format!("{which}: {detail}"),
+                other => other.to_string(),
+            };
+            Failure {
+                message: format!("database unreachable — {detail}"),
+                unreachable: true,
+            }
+        } else {
+            Failure {
+                message: e.to_string(),
+                unreachable: false,
+            }
+        }
+    }
+}
+
+/// The result of one dispatched action.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub id: RequestId,
+    pub result: Result<Reply, Failure>,
+}
+
+/// What a screen receives.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(Key),
+    /// An action finished; every screen sees it and ignores ids it did not
+    /// ask for.
+    Done(Done),
+    /// Time passes (debounce, spinners).
+    Tick(Instant),
+    /// Replace the search query (palette `:tenant <query>`).
+    SetQuery(String),
+}
+
+/// What a screen asks for.
+pub enum Command {
+    /// Put a screen (or overlay) on top of the stack.
+    Push(Box<dyn Screen>),
+    /// Remove this screen from the stack.
+    Pop,
+    Quit,
+    /// Run an action in a task; its reply comes back as [`Msg::Done`].
+    Run {
+        id: RequestId,
+        action: Action,
+    },
+    /// Go to the search screen with this query.
+    SearchFor(String),
+    SetTheme(String),
+    /// Toggle the help overlay for the screen below.
+    Help,
+    /// Open the command palette.
+    Palette,
+    Error(String),
+    Notify(String),
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Push(s) => write!(f, "Push({})", s.name()),
+            Command::Pop => f.write_str("Pop"),
+            Command::Quit => f.write_str("Quit"),
+            Command::Run { id, action } => write!(f, "Run({id:?}, {action:?})"),
+            Command::SearchFor(q) => write!(f, "SearchFor({q:?})"),
+            Command::SetTheme(t) => write!(f, "SetTheme({t:?})"),
+            Command::Help => f.write_str("Help"),
+            Command::Palette => f.write_str("Palette"),
+            Command::Error(m) => write!(f, "Error({m:?})"),
+            Command::Notify(m) => write!(f, "Notify({m:?})"),
+        }
+    }
+}
+
+/// One section of a screen's help: a context and its table.
+pub type KeymapSection = (Context, &'static [Binding]);
+
+/// A screen or overlay on the stack.
+pub trait Screen {
+    /// A short name for titles and debugging.
+    fn name(&self) -> &'static str;
+    /// Handles one message. Never awaits; side effects are commands.
+    fn update(&mut self, msg: &Msg) -> Vec<Command>;
+    /// Draws the screen. Pure.
+    fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme);
+    /// The keymap tables of this screen, for the help overlay.
+    fn keymap(&self) -> Vec<KeymapSection>;
+    /// Where the keyboard focus is now.
+    fn context(&self) -> Context;
+    /// Overlays are drawn over the screen below instead of replacing it.
+    fn is_overlay(&self) -> bool {
+        false
+    }
+}
+
+/// The state of something being fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load<T> {
+    Loading,
+    Loaded(T),
+    Failed(String),
+}

@@ -1,0 +1,6 @@
+//! The screens and overlays on the compositor's stack.
+
+pub mod help;
+pub mod palette;
+pub mod search;
+pub mod tenant;

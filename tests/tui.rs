@@ -1,0 +1,894 @@
+//! TUI tests: screens are driven by handing them messages and data (no
+//! database), and rendered on ratatui's TestBackend.
+
+// Test helpers may unwrap: a failure here is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use crossterm::event::KeyCode;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use uuid::Uuid;
+
+use charon::core::action::{Action, Reply};
+use charon::core::console::ConsoleInfo;
+use charon::core::session::Role;
+use charon::core::tenants::{
+    BankConnection, Matched, Member, RecordCount, RecordKind, TenantDetail, TenantHit,
+};
+use charon::tui::app::{App, Effect, Level};
+use charon::tui::keymap::{self, Key};
+use charon::tui::screen::{Command, Done, Failure, Load, Msg, RequestId, Screen};
+use charon::tui::screens::help::HelpScreen;
+use charon::tui::screens::palette::PaletteScreen;
+use charon::tui::screens::search::SearchScreen;
+use charon::tui::screens::tenant::TenantScreen;
+use charon::tui::theme::{Meaning, Theme, ThemeError, ThemeSet};
+
+// ---------------------------------------------------------------- helpers
+
+fn info(production: bool) -> ConsoleInfo {
+    ConsoleInfo {
+        operator: "ada".into(),
+        role: Role::Support,
+        environment: if production { "production" } else { "staging" }.into(),
+        production,
+        database: "pluto@db.internal".into(),
+        demo: !production,
+    }
+}
+
+fn theme() -> Theme {
+    ThemeSet::bundled_only().load("dark").unwrap().theme
+}
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/themes")
+}
+
+fn at(y: i32, m: u32, d: u32) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
+}
+
+fn hit(name: &str, matched: Matched) -> TenantHit {
+    TenantHit {
+        id: Uuid::new_v4(),
+        name: name.into(),
+        plan: "business".into(),
+        country: "DE".into(),
+        created_at: at(2023, 4, 5),
+        matched,
+    }
+}
+
+fn detail(name: &str) -> TenantDetail {
+    let member = |name: &str, email: &str, role: &str| Member {
+        user_id: Uuid::new_v4(),
+        name: name.into(),
+        email: email.into(),
+        role: role.into(),
+        since: at(2023, 5, 1),
+    };
+    TenantDetail {
+        id: Uuid::from_u128(0x1234),
+        name: name.into(),
+        plan: "pro".into(),
+        country: "FR".into(),
+        created_at: at(2021, 2, 3),
+        members: vec![
+            member("J. D.", "j***@acme.test", "owner"),
+            member("M. S.", "m***@acme.test", "accountant"),
+            member("P. K.", "p***@acme.test", "employee"),
+        ],
+        banks: vec![BankConnection {
+            institution: "First Platypus Bank".into(),
+            status: "active".into(),
+            accounts: 2,
+            created_at: at(2022, 1, 1),
+        }],
+        records: RecordKind::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, k)| RecordCount {
+                kind: *k,
+                count: (i as i64 + 1) * 10,
+                latest: (i != 5).then(|| at(2024, 6, 1 + i as u32)),
+            })
+            .collect(),
+    }
+}
+
+fn text(buf: &Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn render_screen(screen: &dyn Screen, w: u16, h: u16) -> Buffer {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let th = theme();
+    t.draw(|f| screen.render(f, f.area(), &th)).unwrap();
+    t.backend().buffer().clone()
+}
+
+fn render_app(app: &App, w: u16, h: u16) -> Buffer {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| app.render(f)).unwrap();
+    t.backend().buffer().clone()
+}
+
+fn key(c: char) -> Msg {
+    Msg::Key(Key::char(c))
+}
+
+fn special(code: KeyCode) -> Msg {
+    Msg::Key(Key::plain(code))
+}
+
+fn later() -> Msg {
+    Msg::Tick(Instant::now() + Duration::from_secs(1))
+}
+
+fn typed(screen: &mut dyn Screen, s: &str) -> Vec<Command> {
+    s.chars().flat_map(|c| screen.update(&key(c))).collect()
+}
+
+/// The single search the commands ask for.
+fn search_of(cmds: &[Command]) -> (RequestId, String) {
+    match cmds {
+        [
+            Command::Run {
+                id,
+                action: Action::SearchTenants { query },
+            },
+        ] => (*id, query.clone()),
+        other => panic!("expected one SearchTenants, got {other:?}"),
+    }
+}
+
+fn done(id: RequestId, reply: Reply) -> Msg {
+    Msg::Done(Done {
+        id,
+        result: Ok(reply),
+    })
+}
+
+// ---------------------------------------------------------------- search
+
+#[test]
+fn typing_sends_one_search_for_the_typed_query_after_the_debounce() {
+    let mut s = SearchScreen::new();
+    assert!(typed(&mut s, "acme").is_empty(), "no search per keystroke");
+    assert!(
+        s.update(&Msg::Tick(Instant::now())).is_empty(),
+        "still typing"
+    );
+    let (_, query) = search_of(&s.update(&later()));
+    assert_eq!(query, "acme");
+    // Nothing new typed: no second search.
+    assert!(s.update(&later()).is_empty());
+}
+
+#[test]
+fn results_with_the_latest_id_are_shown_and_stale_ones_dropped() {
+    let mut s = SearchScreen::new();
+    typed(&mut s, "ac");
+    let (old, _) = search_of(&s.update(&later()));
+    typed(&mut s, "me");
+    let (new, query) = search_of(&s.update(&later()));
+    assert_eq!(query, "acme");
+    assert_ne!(old, new);
+
+    // The newer reply arrives first, then the stale one: the stale is ignored.
+    s.update(&done(
+        new,
+        Reply::Tenants(vec![
+            hit("Acme Robotics", Matched::Name { similarity: 0.8 }),
+            hit(
+                "Acme Bakery",
+                Matched::MemberEmail {
+                    masked: "j***@acme.test".into(),
+                },
+            ),
+        ]),
+    ));
+    s.update(&done(
+        old,
+        Reply::Tenants(vec![hit("Stale Old Result", Matched::Recent)]),
+    ));
+    let screen = text(&render_screen(&s, 100, 12));
+    assert!(screen.contains("Acme Robotics"), "{screen}");
+    assert!(screen.contains("Acme Bakery"), "{screen}");
+    assert!(screen.contains("j***@acme.test"), "{screen}");
+    assert!(screen.contains("name 80%"), "{screen}");
+    assert!(screen.contains("business"), "plan shown\n{screen}");
+    assert!(screen.contains("2023-04-05"), "created shown\n{screen}");
+    assert!(!screen.contains("Stale Old Result"), "{screen}");
+    assert!(screen.contains("read as name"), "{screen}");
+}
+
+#[test]
+fn query_kind_is_shown() {
+    for (q, label) in [
+        ("jane@acme.test", "read as email"),
+        ("+1 415 555 0134", "read as phone"),
+        ("0c5e6a2e-4b7a-4c1e-9f0a-3d2b1c0a9e8f", "read as id"),
+    ] {
+        let mut s = SearchScreen::new();
+        s.update(&Msg::SetQuery(q.into()));
+        let screen = text(&render_screen(&s, 100, 8));
+        assert!(screen.contains(label), "{q}: {screen}");
+    }
+    let s = SearchScreen::new();
+    assert!(text(&render_screen(&s, 100, 8)).contains("read as recent"));
+}
+
+#[test]
+fn arrows_move_while_typing_and_enter_opens_the_tenant() {
+    let mut s = SearchScreen::new();
+    let (id, q) = search_of(&s.update(&Msg::SetQuery(String::new())));
+    assert_eq!(q, "");
+    let hits = vec![
+        hit("Alpha", Matched::Recent),
+        hit("Beta", Matched::Recent),
+        hit("Gamma", Matched::Recent),
+    ];
+    let beta = hits[1].id;
+    s.update(&done(id, Reply::Tenants(hits)));
+    s.update(&special(KeyCode::Down));
+    s.update(&Msg::Key(Key::ctrl('n')));
+    s.update(&Msg::Key(Key::ctrl('p')));
+    assert_eq!(s.selected().unwrap().name, "Beta");
+    assert_eq!(s.query(), "", "arrows are not typed");
+
+    let cmds = s.update(&special(KeyCode::Enter));
+    match cmds.as_slice() {
+        [
+            Command::Push(screen),
+            Command::Run {
+                action: Action::OpenTenant { business_id },
+                ..
+            },
+        ] => {
+            assert_eq!(screen.name(), "tenant");
+            assert_eq!(*business_id, beta);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn list_mode_has_vim_keys_and_slash_returns_to_the_input() {
+    let mut s = SearchScreen::new();
+    let (id, _) = search_of(&s.update(&Msg::SetQuery(String::new())));
+    let hits: Vec<TenantHit> = (0..30)
+        .map(|i| hit(&format!("Tenant {i:02}"), Matched::Recent))
+        .collect();
+    s.update(&done(id, Reply::Tenants(hits)));
+    s.update(&special(KeyCode::Esc));
+    assert!(!s.is_typing());
+    s.update(&key('j'));
+    s.update(&key('j'));
+    s.update(&key('k'));
+    assert_eq!(s.selected().unwrap().name, "Tenant 01");
+    s.update(&key('G'));
+    assert_eq!(s.selected().unwrap().name, "Tenant 29");
+    s.update(&key('g'));
+    assert_eq!(s.selected().unwrap().name, "Tenant 00");
+    render_screen(&s, 80, 14); // learns the page height (10 rows)
+    s.update(&Msg::Key(Key::ctrl('d')));
+    assert_eq!(s.selected().unwrap().name, "Tenant 04");
+    s.update(&Msg::Key(Key::ctrl('u')));
+    assert_eq!(s.selected().unwrap().name, "Tenant 00");
+    // j in list mode is not typed.
+    assert_eq!(s.query(), "");
+    s.update(&key('/'));
+    assert!(s.is_typing());
+    typed(&mut s, "jk");
+    assert_eq!(s.query(), "jk");
+}
+
+#[test]
+fn a_failed_search_says_why() {
+    let mut s = SearchScreen::new();
+    let (id, _) = search_of(&s.update(&Msg::SetQuery("x".into())));
+    let failure = Failure::from_error(&charon::core::Error::Unavailable {
+        which: "pluto",
+        detail: "connection refused".into(),
+    });
+    assert!(failure.message.starts_with("database unreachable — "));
+    let cmds = s.update(&Msg::Done(Done {
+        id,
+        result: Err(failure),
+    }));
+    assert!(
+        matches!(cmds.as_slice(), [Command::Error(m)] if m.contains("database unreachable — ") && m.contains("connection refused"))
+    );
+    let screen = text(&render_screen(&s, 100, 8));
+    assert!(screen.contains("connection refused"), "{screen}");
+}
+
+// ---------------------------------------------------------------- tenant
+
+#[test]
+fn tenant_view_shows_the_detail() {
+    let mut t = TenantScreen::loading(Uuid::from_u128(0x1234), "Acme Robotics", RequestId(77));
+    assert_eq!(t.state(), &Load::Loading);
+    assert!(text(&render_screen(&t, 100, 30)).contains("loading"));
+    // Someone else's reply is ignored.
+    t.update(&done(
+        RequestId(76),
+        Reply::Tenant(Box::new(detail("Wrong"))),
+    ));
+    assert_eq!(t.state(), &Load::Loading);
+    t.update(&done(
+        RequestId(77),
+        Reply::Tenant(Box::new(detail("Acme Robotics"))),
+    ));
+    let screen = text(&render_screen(&t, 110, 30));
+    for needle in [
+        "Acme Robotics",
+        "00000000-0000-0000-0000-000000001234",
+        "pro",
+        "FR",
+        "2021-02-03",
+        "latest activity 2024-06-05",
+        "J. D.",
+        "j***@acme.test",
+        "owner",
+        "accountant",
+        "2023-05-01",
+        "First Platypus Bank",
+        "active",
+        "transactions",
+        "payroll entries",
+        "60",
+        "Members 3/3",
+    ] {
+        assert!(screen.contains(needle), "missing {needle:?}\n{screen}");
+    }
+    // Owners first, as the core orders them.
+    assert!(screen.find("owner").unwrap() < screen.find("employee").unwrap());
+}
+
+#[test]
+fn tenant_members_move_filter_and_back() {
+    let mut t = TenantScreen::loaded(detail("Acme"));
+    t.update(&key('j'));
+    assert_eq!(t.selected_member().unwrap().role, "accountant");
+    t.update(&key('G'));
+    assert_eq!(t.selected_member().unwrap().role, "employee");
+    t.update(&key('g'));
+    assert_eq!(t.selected_member().unwrap().role, "owner");
+
+    t.update(&key('/'));
+    typed(&mut t, "acc");
+    assert_eq!(t.filter(), "acc");
+    assert_eq!(t.visible_members().len(), 1);
+    let screen = text(&render_screen(&t, 100, 30));
+    assert!(screen.contains("Members 1/3"), "{screen}");
+    assert!(!screen.contains("employee"), "{screen}");
+    // Enter keeps the filter; Esc clears it; a second Esc goes back.
+    t.update(&special(KeyCode::Enter));
+    assert_eq!(t.visible_members().len(), 1);
+    assert!(t.update(&special(KeyCode::Esc)).is_empty());
+    assert_eq!(t.visible_members().len(), 3);
+    assert!(matches!(
+        t.update(&special(KeyCode::Esc)).as_slice(),
+        [Command::Pop]
+    ));
+}
+
+// ---------------------------------------------------------------- hostile data
+
+#[test]
+fn hostile_strings_never_reach_the_buffer_raw() {
+    let evil = "Evil\x1b[2J Corp\x1b]0;title\x07\u{202e}gnp.exe\u{9b}31m";
+    let mut s = SearchScreen::new();
+    let (id, _) = search_of(&s.update(&Msg::SetQuery(String::new())));
+    let mut h = hit(
+        evil,
+        Matched::MemberEmail {
+            masked: "a\x1b[31m***@x".into(),
+        },
+    );
+    h.plan = "pro\x07".into();
+    h.country = "\u{202e}DE".into();
+    s.update(&done(id, Reply::Tenants(vec![h])));
+
+    let mut d = detail(evil);
+    d.members[0].name = "\x1b[1;1H".into();
+    d.members[0].role = "owner\x1b]52;c;ZXZpbA==\x07".into();
+    d.banks[0].institution = "Bank\x1b[?1049l".into();
+    let t = TenantScreen::loaded(d);
+
+    let bad = |c: char| charon::core::sanitize::is_unsafe(c);
+    for (name, buf) in [
+        ("search", render_screen(&s, 160, 10)),
+        ("tenant", render_screen(&t, 160, 30)),
+    ] {
+        let screen = text(&buf);
+        for cell in buf.content() {
+            assert!(
+                !cell.symbol().chars().any(bad),
+                "{name}: raw control char {:?}\n{screen}",
+                cell.symbol()
+            );
+        }
+        assert!(
+            screen.contains(r"Evil\x1b[2J Corp\x1b]0;title\x07\u{202e}gnp.exe"),
+            "{name}: {screen}"
+        );
+    }
+    let screen = text(&render_screen(&t, 160, 30));
+    assert!(screen.contains(r"Bank\x1b[?1049l"), "{screen}");
+}
+
+// ---------------------------------------------------------------- help
+
+#[test]
+fn help_lists_every_binding_of_the_screen_from_the_keymap_table() {
+    let search = SearchScreen::new();
+    let help = HelpScreen::new(search.keymap());
+    let screen = text(&render_screen(&help, 120, 60));
+    let tables = [
+        keymap::SEARCH_INPUT,
+        keymap::SEARCH_LIST,
+        keymap::ALWAYS,
+        keymap::GLOBAL,
+    ];
+    for b in tables.iter().flat_map(|t| t.iter()) {
+        assert!(screen.contains(b.desc), "missing {:?}\n{screen}", b.desc);
+        assert!(
+            screen.contains(&b.keys_label()),
+            "missing {:?}\n{screen}",
+            b.keys_label()
+        );
+    }
+    // Exactly the table's rows (plus one title per section).
+    let rows: usize = tables.iter().map(|t| t.len()).sum();
+    assert_eq!(help.lines().len(), rows + tables.len());
+
+    let tenant = TenantScreen::loaded(detail("Acme"));
+    let help = HelpScreen::new(tenant.keymap());
+    let screen = text(&render_screen(&help, 120, 60));
+    for b in keymap::TENANT.iter().chain(keymap::TENANT_FILTER) {
+        assert!(screen.contains(b.desc), "missing {:?}\n{screen}", b.desc);
+    }
+}
+
+#[test]
+fn question_mark_toggles_help_over_the_current_screen() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    app.update(special(KeyCode::Esc)); // list mode: ? is not typed
+    app.update(key('?'));
+    assert_eq!(app.stack_names(), ["search", "help"]);
+    let screen = text(&render_app(&app, 100, 40));
+    assert!(screen.contains("back to the search input"), "{screen}");
+    app.update(key('?'));
+    assert_eq!(app.stack_names(), ["search"]);
+    // While typing, ? is text.
+    app.update(key('/'));
+    app.update(key('?'));
+    assert_eq!(app.stack_names(), ["search"]);
+}
+
+// ---------------------------------------------------------------- palette
+
+fn palette_type(p: &mut PaletteScreen, s: &str) {
+    for c in s.chars() {
+        p.update(&key(c));
+    }
+}
+
+#[test]
+fn palette_completes_commands_and_theme_names() {
+    let mut p = PaletteScreen::new(ThemeSet::bundled_only().names());
+    palette_type(&mut p, "th");
+    p.update(&special(KeyCode::Tab));
+    assert_eq!(p.line(), "theme ");
+    palette_type(&mut p, "l");
+    p.update(&special(KeyCode::Tab));
+    assert_eq!(p.line(), "theme light");
+    match p.update(&special(KeyCode::Enter)).as_slice() {
+        [Command::Pop, Command::SetTheme(t)] => assert_eq!(t, "light"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn palette_commands_act_on_the_app() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let light = ThemeSet::bundled_only().load("light").unwrap().theme;
+    app.update(special(KeyCode::Esc));
+    app.update(key(':'));
+    assert_eq!(app.stack_names(), ["search", "palette"]);
+    for c in "theme light".chars() {
+        app.update(key(c));
+    }
+    app.update(special(KeyCode::Enter));
+    assert_eq!(app.stack_names(), ["search"]);
+    assert_eq!(app.theme(), &light);
+
+    // :tenant goes to the search with that query.
+    app.update(key(':'));
+    for c in "tenant acme".chars() {
+        app.update(key(c));
+    }
+    let effects = app.update(special(KeyCode::Enter));
+    assert!(matches!(
+        effects.as_slice(),
+        [Effect::Run { action: Action::SearchTenants { query }, .. }] if query == "acme"
+    ));
+
+    // Unknown commands and themes say so in the message line.
+    app.update(special(KeyCode::Esc));
+    app.update(key(':'));
+    for c in "frob".chars() {
+        app.update(key(c));
+    }
+    app.update(special(KeyCode::Enter));
+    let (level, msg) = app.message().unwrap();
+    assert_eq!(*level, Level::Error);
+    assert!(msg.contains("unknown command :frob"), "{msg}");
+    assert!(text(&render_app(&app, 100, 20)).contains("unknown command :frob"));
+
+    app.update(key(':'));
+    for c in "theme nope".chars() {
+        app.update(key(c));
+    }
+    app.update(special(KeyCode::Enter));
+    assert!(app.message().unwrap().1.contains("no theme named \"nope\""));
+
+    // :q quits.
+    app.update(key(':'));
+    app.update(key('q'));
+    assert_eq!(app.update(special(KeyCode::Enter)), [Effect::Quit]);
+}
+
+// ---------------------------------------------------------------- app
+
+#[test]
+fn app_opens_the_console_first_then_searches_recent_tenants() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let effects = app.start();
+    let open = match effects.as_slice() {
+        [
+            Effect::Run {
+                id,
+                action: Action::OpenConsole,
+            },
+        ] => *id,
+        other => panic!("{other:?}"),
+    };
+    let effects = app.update(done(open, Reply::Opened));
+    let search = match effects.as_slice() {
+        [
+            Effect::Run {
+                id,
+                action: Action::SearchTenants { query },
+            },
+        ] if query.is_empty() => *id,
+        other => panic!("{other:?}"),
+    };
+    app.update(done(
+        search,
+        Reply::Tenants(vec![hit("Newest Co", Matched::Recent)]),
+    ));
+    let screen = text(&render_app(&app, 100, 20));
+    assert!(screen.contains("Newest Co"), "{screen}");
+
+    // Enter opens the tenant; its reply fills the tenant screen; Esc pops.
+    let effects = app.update(special(KeyCode::Enter));
+    let open_tenant = match effects.as_slice() {
+        [
+            Effect::Run {
+                id,
+                action: Action::OpenTenant { .. },
+            },
+        ] => *id,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(app.stack_names(), ["search", "tenant"]);
+    assert!(text(&render_app(&app, 100, 20)).contains("loading"));
+    let mut d = detail("Newest Co");
+    if let Some(Effect::Run {
+        action: Action::OpenTenant { business_id },
+        ..
+    }) = effects.first()
+    {
+        d.id = *business_id;
+    }
+    app.update(done(open_tenant, Reply::Tenant(Box::new(d))));
+    let screen = text(&render_app(&app, 100, 30));
+    assert!(screen.contains("First Platypus Bank"), "{screen}");
+    app.update(special(KeyCode::Esc));
+    assert_eq!(app.stack_names(), ["search"]);
+}
+
+#[test]
+fn quit_keys() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    // Typing: q is text, Ctrl-C quits.
+    assert!(app.update(key('q')).is_empty());
+    assert_eq!(app.update(Msg::Key(Key::ctrl('c'))), [Effect::Quit]);
+    app.update(special(KeyCode::Esc));
+    assert_eq!(app.update(key('q')), [Effect::Quit]);
+}
+
+#[test]
+fn status_bar_shows_who_where_and_demo() {
+    let app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let buf = render_app(&app, 100, 10);
+    let status = text(&buf).lines().last().unwrap().to_string();
+    for needle in ["ada", "support", "staging", "pluto@db.internal", "DEMO"] {
+        assert!(status.contains(needle), "{needle}: {status}");
+    }
+
+    let app = App::new(info(true), ThemeSet::bundled_only(), theme());
+    let buf = render_app(&app, 100, 10);
+    let status = text(&buf).lines().last().unwrap().to_string();
+    assert!(!status.contains("DEMO"), "{status}");
+    let x = status.find("production").unwrap();
+    let col = status[..x].chars().count() as u16;
+    let danger = theme().style(Meaning::StatusEnvProduction);
+    assert_eq!(buf[(col, 9)].fg, danger.fg.unwrap());
+    assert_eq!(buf[(col, 9)].bg, danger.bg.unwrap());
+}
+
+#[test]
+fn unreachable_database_is_reported_in_the_message_line() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let open = match app.start().as_slice() {
+        [Effect::Run { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    let err = charon::core::Error::Unavailable {
+        which: "pluto",
+        detail: "connection refused".into(),
+    };
+    app.update(Msg::Done(Done {
+        id: open,
+        result: Err(Failure::from_error(&err)),
+    }));
+    let screen = text(&render_app(&app, 120, 10));
+    assert!(
+        screen.contains("database unreachable — pluto: connection refused"),
+        "{screen}"
+    );
+}
+
+// ---------------------------------------------------------------- sizes
+
+#[test]
+fn narrow_and_tiny_terminals_do_not_panic() {
+    let mut app = App::new(info(true), ThemeSet::bundled_only(), theme());
+    let open = match app.start().as_slice() {
+        [Effect::Run { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    let search = match app.update(done(open, Reply::Opened)).as_slice() {
+        [Effect::Run { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    let long = "A very long tenant name that will never fit in forty columns".repeat(3);
+    app.update(done(
+        search,
+        Reply::Tenants(vec![
+            hit(
+                &long,
+                Matched::MemberPhone {
+                    masked: "•••• 0134".into(),
+                },
+            ),
+            hit("Ünïcödé 東京 Café", Matched::Recent),
+        ]),
+    ));
+    let sizes = [(40, 12), (1, 1), (2, 2), (10, 3), (0, 0), (200, 5)];
+    let check = |app: &App| {
+        for (w, h) in sizes {
+            render_app(app, w, h);
+        }
+    };
+    check(&app);
+    let narrow = text(&render_app(&app, 40, 12));
+    assert!(narrow.contains("Ünïcödé"), "{narrow}");
+    assert!(narrow.contains("production"), "{narrow}");
+    insta::assert_snapshot!("search_40x12", narrow);
+    for c in "東京 typing".chars() {
+        app.update(key(c));
+    }
+    check(&app);
+    app.update(special(KeyCode::Enter));
+    check(&app); // tenant loading
+    for s in [
+        Box::new(TenantScreen::loaded(detail(&long))) as Box<dyn Screen>,
+        Box::new(HelpScreen::new(SearchScreen::new().keymap())),
+        Box::new(PaletteScreen::new(vec![])),
+    ] {
+        for (w, h) in sizes {
+            render_screen(s.as_ref(), w, h);
+        }
+    }
+    app.update(special(KeyCode::Esc));
+    app.update(key('?'));
+    check(&app);
+    app.update(special(KeyCode::Esc));
+    app.update(key(':'));
+    check(&app);
+}
+
+// ---------------------------------------------------------------- themes
+
+#[test]
+fn every_bundled_theme_loads_without_warnings() {
+    let set = ThemeSet::bundled_only();
+    assert_eq!(set.names(), ["dark", "high-contrast", "light"]);
+    for name in set.names() {
+        let loaded = set.load(&name).unwrap();
+        assert!(loaded.warnings.is_empty(), "{name}: {:?}", loaded.warnings);
+    }
+}
+
+#[test]
+fn a_bad_colour_is_an_error_naming_file_key_and_value() {
+    let set = ThemeSet::new(Some(fixtures()));
+    let err = set.load("bad-colour").unwrap_err();
+    assert!(
+        matches!(&err, ThemeError::BadColour { key, value, .. } if key == "palette.accent" && value == "#12345")
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("bad-colour.toml"), "{msg}");
+    assert!(msg.contains("palette.accent"), "{msg}");
+    assert!(msg.contains("#12345"), "{msg}");
+
+    let msg = set.load("bad-style-colour").unwrap_err().to_string();
+    assert!(msg.contains("bad-style-colour.toml"), "{msg}");
+    assert!(msg.contains("styles.title.fg"), "{msg}");
+    assert!(msg.contains("blurple"), "{msg}");
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let set = ThemeSet::new(Some(fixtures()));
+    let msg = set.load("unknown-style").unwrap_err().to_string();
+    assert!(
+        msg.contains("unknown-style.toml") && msg.contains("styles.titel"),
+        "{msg}"
+    );
+    let msg = set.load("unknown-field").unwrap_err().to_string();
+    assert!(
+        msg.contains("unknown-field.toml") && msg.contains("colour"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn inherits_overrides_the_parent() {
+    let set = ThemeSet::new(Some(fixtures()));
+    let child = set.load("child").unwrap();
+    assert!(child.warnings.is_empty(), "{:?}", child.warnings);
+    let dark = theme();
+    let child = child.theme;
+    assert_eq!(
+        child.style(Meaning::Title).fg,
+        Some(ratatui::style::Color::Rgb(0, 255, 0))
+    );
+    // The overridden palette entry reaches the parent's styles.
+    assert_eq!(
+        child.style(Meaning::Danger).fg,
+        Some(ratatui::style::Color::Rgb(255, 0, 0))
+    );
+    assert_eq!(child.style(Meaning::Ok), dark.style(Meaning::Ok));
+    assert!(set.names().contains(&"child".to_string()));
+}
+
+#[test]
+fn an_inherits_cycle_is_an_error() {
+    let set = ThemeSet::new(Some(fixtures()));
+    let err = set.load("cycle-a").unwrap_err();
+    assert!(
+        matches!(&err, ThemeError::Cycle { chain } if chain == &["cycle-a", "cycle-b", "cycle-a"])
+    );
+    assert!(err.to_string().contains("cycle-a -> cycle-b -> cycle-a"));
+}
+
+#[test]
+fn a_missing_theme_lists_the_available_ones() {
+    let err = ThemeSet::bundled_only().load("solarized").unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("solarized") && msg.contains("dark, high-contrast, light"),
+        "{msg}"
+    );
+}
+
+// ---------------------------------------------------------------- snapshots
+
+#[test]
+fn snapshot_search_screen() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let open = match app.start().as_slice() {
+        [Effect::Run { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    let search = match app.update(done(open, Reply::Opened)).as_slice() {
+        [Effect::Run { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    let mut a = hit("Acme Robotics GmbH", Matched::Name { similarity: 0.72 });
+    a.id = Uuid::from_u128(1);
+    let mut b = hit(
+        "Acme Bakery",
+        Matched::MemberEmail {
+            masked: "j***@acme.test".into(),
+        },
+    );
+    b.country = "US".into();
+    b.plan = "starter".into();
+    app.update(done(search, Reply::Tenants(vec![a, b])));
+    insta::assert_snapshot!("search", text(&render_app(&app, 90, 12)));
+}
+
+#[test]
+fn snapshot_tenant_screen() {
+    let t = TenantScreen::loaded(detail("Acme Robotics GmbH"));
+    insta::assert_snapshot!("tenant", text(&render_screen(&t, 90, 22)));
+}
+
+#[test]
+fn a_long_query_scrolls_and_keeps_the_cursor_in_the_field() {
+    let mut s = SearchScreen::new();
+    let long: String = (0..120)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    typed(&mut s, &format!("{long}XYZ"));
+    let mut t = Terminal::new(TestBackend::new(40, 12)).unwrap();
+    let th = theme();
+    t.draw(|f| s.render(f, f.area(), &th)).unwrap();
+    let screen = text(t.backend().buffer());
+    assert!(screen.lines().nth(1).unwrap().contains("XYZ"), "{screen}");
+    let cursor = t.get_cursor_position().unwrap();
+    assert_eq!(cursor.y, 1);
+    assert!(cursor.x > 3 && cursor.x < 39, "{cursor:?}");
+}
+
+#[test]
+fn unused_palette_entries_and_bad_modifiers_are_reported() {
+    let loaded = charon::tui::theme::load_file(&fixtures().join("unused-palette.toml")).unwrap();
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(loaded.warnings[0].contains("palette.orange"));
+
+    let msg = ThemeSet::new(Some(fixtures()))
+        .load("bad-modifier")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("bad-modifier.toml")
+            && msg.contains("styles.text.modifiers")
+            && msg.contains("sparkly"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_themes_dir_theme_can_be_chosen_from_the_palette() {
+    let mut app = App::new(info(false), ThemeSet::new(Some(fixtures())), theme());
+    app.update(special(KeyCode::Esc));
+    app.update(key(':'));
+    for c in "theme ch".chars() {
+        app.update(key(c));
+    }
+    app.update(special(KeyCode::Tab));
+    app.update(special(KeyCode::Enter));
+    assert_eq!(app.theme().name, "child");
+}
