@@ -1,5 +1,6 @@
 //! The synthetic Pluto data generator against a real PostgreSQL: shapes,
 //! consistency, determinism, and the COPY escaping round trip.
+#![allow(clippy::unwrap_used)] // helpers below are test code too
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -464,4 +465,17 @@ async fn hostile_values_survive_copy_unchanged() {
     let mut expected: Vec<Option<String>> = hostile.iter().map(|s| Some(s.to_string())).collect();
     expected.push(None);
     assert_eq!(back, expected);
+}
+
+#[tokio::test]
+async fn zero_tenants_gives_the_empty_schema_with_indexes() {
+    let (db, stats) = seeded("seed_zero", 0, 1).await;
+    assert_eq!((stats.tenants, stats.rows), (0, 0));
+    assert!(stats.per_table.iter().all(|(_, n)| *n == 0));
+    let idx = scalar_i64(
+        &db.pool,
+        "SELECT count(*) FROM pg_indexes WHERE indexname = 'businesses_name_trgm'",
+    )
+    .await;
+    assert_eq!(idx, 1);
 }

@@ -740,6 +740,20 @@ mod tests {
     }
 
     #[test]
+    fn fewer_tenants_are_a_prefix_of_more() {
+        let run = |tenants| {
+            let mut rows = Rows::default();
+            Generator::new(5).tenants(tenants, &mut rows);
+            rows.tables.map(|mut w| w.take().0)
+        };
+        let (small, large) = (run(73), run(180));
+        for t in TABLES {
+            let (s, l) = (&small[t.index()], &large[t.index()]);
+            assert!(l.len() > s.len() && l.starts_with(s), "{}", t.name());
+        }
+    }
+
+    #[test]
     fn about_a_hundred_rows_per_tenant() {
         let mut rows = Rows::default();
         Generator::new(1).tenants(5_000, &mut rows);

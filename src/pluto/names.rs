@@ -557,7 +557,7 @@ pub fn suffixes(country: &str) -> &'static [&'static str] {
     match country {
         "US" => &["LLC", "Inc.", "Co.", "", "", "LLC", "Corp."],
         "CA" => &["Inc.", "Ltd.", "", "Corp."],
-        "GB" | "IE" => &["Ltd", "Ltd", "", "& Co", "LLP"],
+        "GB" | "IE" => &["Ltd", "Ltd", "", "Ltd", "LLP"],
         "AU" | "NZ" => &["Pty Ltd", "", "Pty Ltd", "Co."],
         "DE" | "AT" => &["GmbH", "GmbH", "", "UG", "KG"],
         "FR" => &["SARL", "SAS", "", "EURL"],
