@@ -1,1 +1,123 @@
-//! The command-line front end (clap).
+//! The command-line front end (clap): thin glue from arguments to the core.
+//! `demo` and `tui` open the terminal UI; the other commands are for scripts
+//! and cron and print text or `--json`.
+
+mod bench;
+mod demo;
+mod output;
+mod tenants;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::core::config::Config;
+use crate::core::console::Console;
+use crate::core::session::{Role, Session};
+
+#[derive(Debug, Parser)]
+#[command(name = "charon", version, about = "Pluto's administration console")]
+pub struct Cli {
+    /// Configuration file (else $CHARON_CONFIG, else $XDG_CONFIG_HOME/charon/config.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the console on a throwaway PostgreSQL with synthetic data (no setup needed).
+    ///
+    /// Uses a temporary cluster started from the installed PostgreSQL server
+    /// binaries, or the server in $DATABASE_URL when set; removed on exit.
+    Demo(demo::DemoArgs),
+    /// Open the console on the configured databases.
+    Tui,
+    /// Create the synthetic Pluto schema and data in a database.
+    Seed {
+        /// Number of tenants (businesses).
+        #[arg(long, default_value_t = 100)]
+        tenants: u32,
+        /// Random seed: the same seed gives the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Target database (else `pluto_url` from the configuration).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+    },
+    /// Look up tenants.
+    #[command(subcommand)]
+    Tenants(tenants::TenantsCommand),
+    /// Apply the console database's migrations.
+    Migrate,
+    /// Benchmarks (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Runs the parsed command; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Tui => {
+            let config = Config::load(cli.config.as_deref())?;
+            let console = Console::connect(&config, os_session()?).await?;
+            crate::tui::run(
+                console,
+                crate::tui::TuiOptions {
+                    theme: config.theme.clone(),
+                    themes_dir: config.themes_dir.clone(),
+                },
+            )
+            .await?;
+            Ok(0)
+        }
+        Command::Seed {
+            tenants,
+            seed,
+            database_url,
+        } => {
+            let url = match database_url {
+                Some(u) => crate::core::config::DbUrl::parse(&u).map_err(anyhow::Error::msg)?,
+                None => Config::load(cli.config.as_deref())?.pluto_url,
+            };
+            demo::seed_into(&url, tenants, seed).await?;
+            Ok(0)
+        }
+        Command::Tenants(cmd) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let console = Console::connect(&config, os_session()?).await?;
+            tenants::run(&console, cmd).await
+        }
+        Command::Migrate => {
+            let config = Config::load(cli.config.as_deref())?;
+            let pool = crate::core::db::connect(
+                &config.console_url,
+                crate::core::db::CONSOLE,
+                &config.timeouts,
+            )
+            .await?;
+            crate::core::db::migrate_console(&pool).await?;
+            println!("console database is up to date");
+            Ok(0)
+        }
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
+}
+
+/// The session of the OS account running charon (real uid, passwd database).
+/// Until operators and MFA are in the console database, a configured
+/// (non-demo) session runs with the support role.
+fn os_session() -> anyhow::Result<Session> {
+    let uid = nix::unistd::getuid();
+    let user = nix::unistd::User::from_uid(uid)?.ok_or_else(|| {
+        anyhow::anyhow!("the running account (uid {uid}) is not in the passwd database")
+    })?;
+    Ok(Session {
+        id: uuid::Uuid::new_v4(),
+        operator: user.name,
+        role: Role::Support,
+        demo: false,
+    })
+}

@@ -269,6 +269,20 @@ pub fn locate(explicit: Option<&Path>, from_env: Option<PathBuf>) -> Result<Path
     }
 }
 
+/// `url` with its database path replaced by `database` (query string kept).
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[start..].find('/') {
+        Some(i) => &base[..start + i],
+        None => base,
+    };
+    format!("{base}/{database}{query}")
+}
+
 pub fn valid_theme_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -357,6 +371,15 @@ statement_ms = 2000
     fn same_database_twice_is_refused() {
         let e = err("pluto_url = \"postgres://h/p\"\nconsole_url = \"postgres://h/p\"\n");
         assert!(e.contains("console_url"), "{e}");
+    }
+
+    #[test]
+    fn with_database_keeps_host_and_query() {
+        assert_eq!(
+            with_database("postgres://u@h:5/postgres?sslmode=disable", "x"),
+            "postgres://u@h:5/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 
     #[test]

@@ -74,3 +74,37 @@ mod tests {
         assert!(!out.contains('\x07'));
     }
 }
+
+/// JSON text (as serde_json writes it) with every unsafe character inside
+/// strings written as a `\uXXXX` escape: serde_json escapes C0 controls but
+/// passes C1, bidi and zero-width characters through raw.
+pub fn json_safe(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(is_unsafe) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_unsafe(c) {
+            // Unsafe characters are all in the Basic Multilingual Plane.
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    #[test]
+    fn json_output_keeps_meaning_without_raw_controls() {
+        let value = "x\u{9b}y\u{202e}z\u{200b}\x1b";
+        let json = serde_json::to_string(&value).unwrap_or_default();
+        let safe = json_safe(&json);
+        assert!(!safe.chars().any(is_unsafe), "{safe}");
+        let back: String = serde_json::from_str(&safe).unwrap_or_default();
+        assert_eq!(back, value);
+    }
+}

@@ -3,6 +3,7 @@
 //! `_` and `\` typed by an operator match literally.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -10,6 +11,39 @@ use crate::core::{Result, mask};
 
 /// How many hits a search returns at most.
 pub const SEARCH_LIMIT: i64 = 50;
+
+/// The query behind one search kind (public for the benchmark's bare baseline).
+pub const RECENT_SQL: &str = "SELECT id, name, plan, country, created_at FROM businesses
+                 ORDER BY created_at DESC, id LIMIT $1";
+
+/// The query behind one search kind (public for the benchmark's bare baseline).
+pub const ID_SQL: &str = "SELECT id, name, plan, country, created_at FROM businesses WHERE id = $1";
+
+/// The query behind one search kind (public for the benchmark's bare baseline).
+pub const NAME_SQL: &str =
+    "SELECT id, name, plan, country, created_at, similarity(name, $1) AS score
+                 FROM businesses
+                 WHERE name % $1 OR name ILIKE $2 ESCAPE '\\'
+                 ORDER BY (name ILIKE $2 ESCAPE '\\') DESC, score DESC, name, id
+                 LIMIT $3";
+
+/// The query behind one search kind (public for the benchmark's bare baseline).
+pub const EMAIL_SQL: &str = "SELECT b.id, b.name, b.plan, b.country, b.created_at, u.email
+                     FROM users u
+                     JOIN memberships m ON m.user_id = u.id
+                     JOIN businesses b ON b.id = m.business_id
+                     WHERE lower(u.email) LIKE $1 ESCAPE '\\'
+                     ORDER BY lower(u.email), b.name, b.id
+                     LIMIT $2";
+
+/// The query behind one search kind (public for the benchmark's bare baseline).
+pub const PHONE_SQL: &str = "SELECT b.id, b.name, b.plan, b.country, b.created_at, u.phone_digits
+                     FROM users u
+                     JOIN memberships m ON m.user_id = u.id
+                     JOIN businesses b ON b.id = m.business_id
+                     WHERE reverse(u.phone_digits) LIKE $1
+                     ORDER BY b.name, b.id
+                     LIMIT $2";
 
 /// How a search query is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +113,8 @@ pub fn like_escape(s: &str) -> String {
 }
 
 /// Why a tenant is in the results. Member values are masked.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
 pub enum Matched {
     Recent,
     Id,
@@ -88,7 +123,7 @@ pub enum Matched {
     MemberPhone { masked: String },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TenantHit {
     pub id: Uuid,
     pub name: String,
@@ -98,7 +133,7 @@ pub struct TenantHit {
     pub matched: Matched,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Member {
     pub user_id: Uuid,
     /// Masked to initials.
@@ -109,7 +144,7 @@ pub struct Member {
     pub since: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BankConnection {
     pub institution: String,
     pub status: String,
@@ -118,7 +153,8 @@ pub struct BankConnection {
 }
 
 /// The record types a tenant holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RecordKind {
     Transactions,
     Receipts,
@@ -150,14 +186,14 @@ impl RecordKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordCount {
     pub kind: RecordKind,
     pub count: i64,
     pub latest: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TenantDetail {
     pub id: Uuid,
     pub name: String,
@@ -197,37 +233,24 @@ pub async fn search(pool: &PgPool, query: &str, limit: i64) -> Result<Vec<Tenant
     tracing::Span::current().record("kind", kind.label());
     let hits = match kind {
         QueryKind::Recent => {
-            let rows: Vec<HitRow> = sqlx::query_as(
-                "SELECT id, name, plan, country, created_at FROM businesses
-                 ORDER BY created_at DESC, id LIMIT $1",
-            )
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
+            let rows: Vec<HitRow> = sqlx::query_as(RECENT_SQL)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
             rows.into_iter().map(|r| hit(r, Matched::Recent)).collect()
         }
         QueryKind::Id(id) => {
-            let rows: Vec<HitRow> = sqlx::query_as(
-                "SELECT id, name, plan, country, created_at FROM businesses WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
+            let rows: Vec<HitRow> = sqlx::query_as(ID_SQL).bind(id).fetch_all(pool).await?;
             rows.into_iter().map(|r| hit(r, Matched::Id)).collect()
         }
         QueryKind::Name(name) => {
-            let rows: Vec<(Uuid, String, String, String, DateTime<Utc>, f32)> = sqlx::query_as(
-                "SELECT id, name, plan, country, created_at, similarity(name, $1) AS score
-                 FROM businesses
-                 WHERE name % $1 OR name ILIKE $2 ESCAPE '\\'
-                 ORDER BY (name ILIKE $2 ESCAPE '\\') DESC, score DESC, name, id
-                 LIMIT $3",
-            )
-            .bind(&name)
-            .bind(format!("%{}%", like_escape(&name)))
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
+            let rows: Vec<(Uuid, String, String, String, DateTime<Utc>, f32)> =
+                sqlx::query_as(NAME_SQL)
+                    .bind(&name)
+                    .bind(format!("%{}%", like_escape(&name)))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
             rows.into_iter()
                 .map(|(id, name, plan, country, created_at, similarity)| {
                     hit(
@@ -238,19 +261,12 @@ pub async fn search(pool: &PgPool, query: &str, limit: i64) -> Result<Vec<Tenant
                 .collect()
         }
         QueryKind::Email(email) => {
-            let rows: Vec<(Uuid, String, String, String, DateTime<Utc>, String)> = sqlx::query_as(
-                "SELECT b.id, b.name, b.plan, b.country, b.created_at, u.email
-                     FROM users u
-                     JOIN memberships m ON m.user_id = u.id
-                     JOIN businesses b ON b.id = m.business_id
-                     WHERE lower(u.email) LIKE $1 ESCAPE '\\'
-                     ORDER BY lower(u.email), b.name, b.id
-                     LIMIT $2",
-            )
-            .bind(format!("{}%", like_escape(&email)))
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
+            let rows: Vec<(Uuid, String, String, String, DateTime<Utc>, String)> =
+                sqlx::query_as(EMAIL_SQL)
+                    .bind(format!("{}%", like_escape(&email)))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
             rows.into_iter()
                 .map(|(id, name, plan, country, created_at, email)| {
                     let masked = mask::email(&email);
@@ -263,19 +279,12 @@ pub async fn search(pool: &PgPool, query: &str, limit: i64) -> Result<Vec<Tenant
         }
         QueryKind::Phone(digits) => {
             let reversed: String = digits.chars().rev().collect();
-            let rows: Vec<(Uuid, String, String, String, DateTime<Utc>, String)> = sqlx::query_as(
-                "SELECT b.id, b.name, b.plan, b.country, b.created_at, u.phone_digits
-                     FROM users u
-                     JOIN memberships m ON m.user_id = u.id
-                     JOIN businesses b ON b.id = m.business_id
-                     WHERE reverse(u.phone_digits) LIKE $1
-                     ORDER BY b.name, b.id
-                     LIMIT $2",
-            )
-            .bind(format!("{reversed}%"))
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
+            let rows: Vec<(Uuid, String, String, String, DateTime<Utc>, String)> =
+                sqlx::query_as(PHONE_SQL)
+                    .bind(format!("{reversed}%"))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
             rows.into_iter()
                 .map(|(id, name, plan, country, created_at, phone)| {
                     let masked = mask::phone(&phone);

@@ -48,7 +48,7 @@ impl TestDb {
             .unwrap();
         admin.close().await.ok();
         let options = PgConnectOptions::from_str(&server).unwrap().database(&name);
-        let url = url_for(&server, &name);
+        let url = charon::core::config::with_database(&server, &name);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -71,20 +71,6 @@ impl TestDb {
             .unwrap();
         db
     }
-}
-
-/// The server URL with its database replaced by `name`.
-pub fn url_for(server: &str, name: &str) -> String {
-    let (base, query) = match server.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (server, String::new()),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    format!("{base}/{name}{query}")
 }
 
 impl Drop for TestDb {

@@ -1,0 +1,192 @@
+//! `charon bench search`: the tenant-search benchmark of the foundation issue.
+//! Seeds N tenants into a throwaway cluster (or `DATABASE_URL`), then times
+//! each query kind through charon's dispatch point and, as the baseline, the
+//! same SQL run bare through sqlx. Prints a Markdown table.
+
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::demo::{seed_into, start_server};
+use crate::core::action::Action;
+use crate::core::config::{Config, DbUrl};
+use crate::core::console::Console;
+use crate::core::session::{Role, Session};
+use crate::core::tenants::{self, QueryKind, SEARCH_LIMIT, like_escape};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Tenant search: p50/p95 per query kind, charon against bare SQL.
+    Search {
+        #[arg(long, default_value_t = 100_000)]
+        tenants: u32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Queries timed per kind.
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+    },
+}
+
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
+    let BenchCommand::Search {
+        tenants,
+        seed,
+        samples,
+    } = cmd;
+    let server = start_server().await?;
+    let (pluto, console) = server.urls();
+    let pluto = DbUrl::parse(&pluto).map_err(anyhow::Error::msg)?;
+    let console_url = DbUrl::parse(&console).map_err(anyhow::Error::msg)?;
+    seed_into(&pluto, tenants, seed).await?;
+    let config = Config::demo(pluto.clone(), console_url);
+    let console = Console::connect(&config, Session::demo(Role::Support)).await?;
+    let bare = crate::core::db::connect(&pluto, crate::core::db::PLUTO, &config.timeouts).await?;
+
+    let queries = sample_queries(&bare, samples).await?;
+    println!(
+        "\ntenant search, {tenants} tenants, {samples} queries per kind (charon = dispatch + mapping + masking; bare = same SQL through sqlx)\n"
+    );
+    println!(
+        "| kind | charon p50 | charon p95 | bare p50 | bare p95 | overhead p50 | overhead p95 |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for (label, qs) in &queries {
+        // Warm-up: caches and prepared statements.
+        for q in qs.iter().take(20) {
+            console
+                .dispatch(Action::SearchTenants { query: q.clone() })
+                .await?;
+            run_bare(&bare, q).await?;
+        }
+        let mut ours = Vec::with_capacity(qs.len());
+        let mut theirs = Vec::with_capacity(qs.len());
+        for q in qs {
+            let t = Instant::now();
+            console
+                .dispatch(Action::SearchTenants { query: q.clone() })
+                .await?;
+            ours.push(t.elapsed());
+            let t = Instant::now();
+            run_bare(&bare, q).await?;
+            theirs.push(t.elapsed());
+        }
+        let (o50, o95) = (pct(&mut ours, 50), pct(&mut ours, 95));
+        let (b50, b95) = (pct(&mut theirs, 50), pct(&mut theirs, 95));
+        println!(
+            "| {label} | {} | {} | {} | {} | {:+.0}% | {:+.0}% |",
+            ms(o50),
+            ms(o95),
+            ms(b50),
+            ms(b95),
+            overhead(o50, b50),
+            overhead(o95, b95)
+        );
+    }
+    drop(console);
+    drop(server);
+    Ok(0)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn overhead(ours: Duration, bare: Duration) -> f64 {
+    (ours.as_secs_f64() / bare.as_secs_f64().max(1e-9) - 1.0) * 100.0
+}
+
+fn pct(v: &mut [Duration], p: usize) -> Duration {
+    v.sort();
+    let i = ((v.len() * p).div_ceil(100)).saturating_sub(1);
+    v.get(i).copied().unwrap_or_default()
+}
+
+/// Realistic queries drawn from the seeded data itself.
+async fn sample_queries(
+    pool: &PgPool,
+    n: usize,
+) -> anyhow::Result<Vec<(&'static str, Vec<String>)>> {
+    let n = n as i64;
+    sqlx::query("SELECT setseed(0.42)").execute(pool).await?;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM businesses ORDER BY random() LIMIT $1")
+            .bind(n)
+            .fetch_all(pool)
+            .await?;
+    // What an operator types: the first word or two of the name.
+    let names = names
+        .into_iter()
+        .map(|name| {
+            name.split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let emails: Vec<String> =
+        sqlx::query_scalar("SELECT email FROM users ORDER BY random() LIMIT $1")
+            .bind(n)
+            .fetch_all(pool)
+            .await?;
+    let phones: Vec<String> = sqlx::query_scalar(
+        "SELECT right(phone_digits, 7) FROM users WHERE phone IS NOT NULL ORDER BY random() LIMIT $1",
+    )
+    .bind(n)
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM businesses ORDER BY random() LIMIT $1")
+        .bind(n)
+        .fetch_all(pool)
+        .await?;
+    Ok(vec![
+        ("name", names),
+        ("email", emails),
+        ("phone", phones),
+        ("id", ids.into_iter().map(|i| i.to_string()).collect()),
+    ])
+}
+
+/// The same SQL as charon's search, bound the same way, rows left unmapped.
+async fn run_bare(pool: &PgPool, q: &str) -> anyhow::Result<usize> {
+    let rows = match tenants::classify(q) {
+        QueryKind::Recent => {
+            sqlx::query(tenants::RECENT_SQL)
+                .bind(SEARCH_LIMIT)
+                .fetch_all(pool)
+                .await?
+        }
+        QueryKind::Id(id) => {
+            sqlx::query(tenants::ID_SQL)
+                .bind(id)
+                .fetch_all(pool)
+                .await?
+        }
+        QueryKind::Name(name) => {
+            sqlx::query(tenants::NAME_SQL)
+                .bind(&name)
+                .bind(format!("%{}%", like_escape(&name)))
+                .bind(SEARCH_LIMIT)
+                .fetch_all(pool)
+                .await?
+        }
+        QueryKind::Email(email) => {
+            sqlx::query(tenants::EMAIL_SQL)
+                .bind(format!("{}%", like_escape(&email)))
+                .bind(SEARCH_LIMIT)
+                .fetch_all(pool)
+                .await?
+        }
+        QueryKind::Phone(digits) => {
+            let reversed: String = digits.chars().rev().collect();
+            sqlx::query(tenants::PHONE_SQL)
+                .bind(format!("{reversed}%"))
+                .bind(SEARCH_LIMIT)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    Ok(rows.len())
+}
