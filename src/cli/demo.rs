@@ -53,7 +53,7 @@ impl DemoServer {
 }
 
 /// Databases the demo created in an existing server (`DATABASE_URL`).
-struct ExternalDbs {
+pub(super) struct ExternalDbs {
     server: String,
     pluto: String,
     console: String,

@@ -48,6 +48,21 @@ pub struct SeedProgress {
     pub rows: u64,
 }
 
+impl std::fmt::Display for SeedProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.phase {
+            SeedPhase::Schema => write!(f, "creating the schema"),
+            SeedPhase::Loading => write!(
+                f,
+                "loading {}/{} tenants, {} rows",
+                self.tenants_done, self.tenants_total, self.rows
+            ),
+            SeedPhase::Indexes => write!(f, "creating indexes ({} rows loaded)", self.rows),
+            SeedPhase::Done => write!(f, "done, {} rows", self.rows),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedStats {
     pub tenants: u64,

@@ -1,0 +1,188 @@
+//! `charon demo` through a real terminal (tmux): it starts its own cluster,
+//! shows the console, and leaves no process, directory or broken terminal
+//! behind, whether the operator quits or the session is terminated.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux is installed (.ci/run installs it)");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn processes_mentioning(needle: &Path) -> Vec<String> {
+    let needle = needle.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect()
+}
+
+struct Demo {
+    session: String,
+    tmp: PathBuf,
+}
+
+impl Demo {
+    fn start(name: &str) -> Demo {
+        let tmp = std::env::temp_dir().join(format!("charon-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        // The cluster runs as `postgres` when we are root: it must reach its dir.
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let session = format!("charon-e2e-{name}-{}", std::process::id());
+        let cmd = format!(
+            "exec env -u DATABASE_URL TMPDIR={} {} demo --tenants 40 --seed 3",
+            tmp.display(),
+            env!("CARGO_BIN_EXE_charon")
+        );
+        let _ = tmux(&["kill-session", "-t", &session]);
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "36",
+            &cmd,
+        ]);
+        tmux(&["set-option", "-t", &session, "remain-on-exit", "on"]);
+        Demo { session, tmp }
+    }
+
+    fn screen(&self) -> String {
+        tmux(&["capture-pane", "-p", "-t", &self.session])
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "`{what}` did not appear; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            tmux(&["send-keys", "-t", &self.session, k]);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn pane_pid(&self) -> i32 {
+        tmux(&["list-panes", "-t", &self.session, "-F", "#{pane_pid}"])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn wait_exit(&self, timeout: Duration) {
+        let start = Instant::now();
+        while tmux(&["list-panes", "-t", &self.session, "-F", "#{pane_dead}"]).trim() != "1" {
+            assert!(
+                start.elapsed() < timeout,
+                "charon did not exit; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn cluster_dirs(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("charon-demo-"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = tmux(&["kill-session", "-t", &self.session]);
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+#[test]
+fn demo_quits_cleanly_and_leaves_nothing_behind() {
+    let demo = Demo::start("quit");
+    let screen = demo.wait_for("DEMO", Duration::from_secs(120));
+    assert!(screen.contains("support"), "{screen}");
+    let dirs = demo.cluster_dirs();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(
+        !processes_mentioning(&dirs[0]).is_empty(),
+        "the demo cluster is not running"
+    );
+
+    // The help overlay, then back, then leave the input and quit.
+    demo.keys(&["Escape", "?"]);
+    demo.wait_for("help", Duration::from_secs(10));
+    demo.keys(&["Escape", "q"]);
+    demo.wait_exit(Duration::from_secs(30));
+
+    assert!(
+        demo.cluster_dirs().is_empty(),
+        "cluster directory left behind"
+    );
+    assert!(
+        processes_mentioning(&dirs[0]).is_empty(),
+        "cluster process left behind"
+    );
+    // The alternate screen is gone: the pane shows the primary screen again.
+    assert!(
+        !demo.screen().contains("DEMO"),
+        "terminal not restored:\n{}",
+        demo.screen()
+    );
+}
+
+#[test]
+fn demo_cleans_up_when_terminated() {
+    let demo = Demo::start("term");
+    demo.wait_for("DEMO", Duration::from_secs(120));
+    let dirs = demo.cluster_dirs();
+    assert_eq!(dirs.len(), 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(demo.pane_pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    demo.wait_exit(Duration::from_secs(30));
+    assert!(
+        demo.cluster_dirs().is_empty(),
+        "cluster directory left behind"
+    );
+    assert!(
+        processes_mentioning(&dirs[0]).is_empty(),
+        "cluster process left behind"
+    );
+    assert!(
+        !demo.screen().contains("DEMO"),
+        "terminal not restored:\n{}",
+        demo.screen()
+    );
+}
