@@ -13,6 +13,9 @@ pub enum Error {
     /// The operator may not do this.
     #[error("not allowed: {0}")]
     Forbidden(String),
+    /// The change conflicts with what is stored (e.g. a login that exists).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// What was typed cannot be used; the message says why.
     #[error("invalid input: {0}")]
     InvalidInput(String),
