@@ -31,6 +31,9 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A second factor was not accepted; the message says exactly why.
+    #[error("key check failed: {0}")]
+    Mfa(#[from] crate::core::mfa::MfaError),
 }
 
 impl Error {

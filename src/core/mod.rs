@@ -6,6 +6,7 @@ pub mod console;
 pub mod db;
 pub mod error;
 pub mod mask;
+pub mod mfa;
 pub mod operators;
 pub mod sanitize;
 pub mod session;
