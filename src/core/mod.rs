@@ -9,6 +9,7 @@ pub mod mask;
 pub mod mfa;
 pub mod operators;
 pub mod sanitize;
+pub mod secrets;
 pub mod session;
 pub mod tenants;
 
