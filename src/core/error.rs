@@ -34,6 +34,11 @@ pub enum Error {
     /// A second factor was not accepted; the message says exactly why.
     #[error("key check failed: {0}")]
     Mfa(#[from] crate::core::mfa::MfaError),
+    /// A factor was checked and rejected, and the failure counted; the
+    /// message says why and how many attempts are left (or that the
+    /// operator is now locked).
+    #[error(transparent)]
+    Auth(#[from] crate::core::auth::AuthFailure),
 }
 
 impl Error {

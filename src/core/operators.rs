@@ -316,12 +316,23 @@ pub async fn record_failure(pool: &PgPool, login: &str) -> Result<Failure> {
     })
 }
 
-/// After a successful MFA attempt: the failure count starts again.
+/// After a successful MFA attempt: the failure count starts again. Refuses
+/// (with [`resolve`]'s reason) when the operator is no longer active, e.g.
+/// locked by concurrent failures while this attempt was being checked.
 pub async fn record_success(pool: &PgPool, login: &str) -> Result<()> {
-    sqlx::query("UPDATE operators SET failed_attempts = 0 WHERE login = $1 AND status = 'active'")
-        .bind(login)
-        .execute(pool)
-        .await?;
+    let n = sqlx::query(
+        "UPDATE operators SET failed_attempts = 0 WHERE login = $1 AND status = 'active'",
+    )
+    .bind(login)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        resolve(pool, login).await?;
+        return Err(Error::Forbidden(format!(
+            "operator `{login}` is no longer active"
+        )));
+    }
     Ok(())
 }
 
