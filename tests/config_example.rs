@@ -11,6 +11,7 @@ fn example_config_parses() {
     let c = Config::parse(&text, Path::new("config.example.toml")).unwrap();
     assert_eq!(c.environment, "staging");
     assert_eq!(c.theme, "dark");
+    assert_eq!(c.mfa, charon::core::config::MfaConfig::default());
 }
 
 #[test]
@@ -26,5 +27,7 @@ fn example_config_with_every_optional_key_uncommented_parses() {
         .join("\n");
     let c = Config::parse(&all, Path::new("config.example.toml")).unwrap();
     assert!(c.themes_dir.is_some());
+    assert!(c.mfa.master_key_file.is_some());
+    assert!(c.mfa.validation.is_some());
     assert_ne!(c.pluto_read_url, c.pluto_url);
 }

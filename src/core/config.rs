@@ -90,6 +90,60 @@ struct RawConfig {
     themes_dir: Option<PathBuf>,
     #[serde(default)]
     timeouts: RawTimeouts,
+    #[serde(default)]
+    mfa: RawMfa,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMfa {
+    master_key_file: Option<Spanned<PathBuf>>,
+    allow_software_keys: Option<Spanned<bool>>,
+    step_up_window_secs: Option<Spanned<u64>>,
+    touch_timeout_secs: Option<Spanned<u64>>,
+    validation_url: Option<Spanned<String>>,
+    validation_client_id: Option<Spanned<String>>,
+    validation_api_key_file: Option<Spanned<PathBuf>>,
+}
+
+/// A YubiKey validation server (protocol 2.0) for OTP keys enrolled without
+/// a stored secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationServer {
+    /// `http://host:port/wsapi/2.0/verify`.
+    pub url: String,
+    /// The numeric client id the server issued.
+    pub client_id: String,
+    /// File holding the base64 API key, mode 0600 or 0400.
+    pub api_key_file: PathBuf,
+}
+
+/// The `[mfa]` section, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaConfig {
+    /// File holding the 64-hex-digit master key (mode 0600/0400) that seals
+    /// OTP secrets in the console database; else `CHARON_MASTER_KEY`.
+    pub master_key_file: Option<PathBuf>,
+    /// Software keys are for the demo and tests; never in production.
+    pub allow_software_keys: bool,
+    /// Reveal, redact, erasure and admin actions ask for a fresh touch when
+    /// the last one is older than this.
+    pub step_up_window: Duration,
+    /// How long to wait for the touch on a security key.
+    pub touch_timeout: Duration,
+    pub validation: Option<ValidationServer>,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        MfaConfig {
+            master_key_file: None,
+            allow_software_keys: false,
+            step_up_window: Duration::from_secs(120),
+            touch_timeout: Duration::from_secs(30),
+            validation: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +190,7 @@ pub struct Config {
     /// Extra theme files, searched before the bundled ones.
     pub themes_dir: Option<PathBuf>,
     pub timeouts: Timeouts,
+    pub mfa: MfaConfig,
 }
 
 impl Config {
@@ -150,6 +205,10 @@ impl Config {
             theme: "dark".into(),
             themes_dir: None,
             timeouts: Timeouts::default(),
+            mfa: MfaConfig {
+                allow_software_keys: true,
+                ..MfaConfig::default()
+            },
         }
     }
 
@@ -223,6 +282,7 @@ impl Config {
         if let Some(v) = &raw.timeouts.idle_minutes {
             timeouts.idle = Duration::from_secs(60 * positive(v, "timeouts.idle_minutes")?);
         }
+        let mfa = resolve_mfa(raw.mfa, &environment, &bad, &positive)?;
         Ok(Config {
             source: source.to_path_buf(),
             environment,
@@ -232,6 +292,7 @@ impl Config {
             theme,
             themes_dir: raw.themes_dir,
             timeouts,
+            mfa,
         })
     }
 
@@ -246,6 +307,100 @@ impl Config {
             .map_err(|e| Error::Config(format!("{}: cannot read: {e}", path.display())))?;
         Config::parse(&text, &path)
     }
+}
+
+fn resolve_mfa(
+    raw: RawMfa,
+    environment: &str,
+    bad: &dyn Fn(std::ops::Range<usize>, &str, &str) -> Error,
+    positive: &dyn Fn(&Spanned<u64>, &str) -> Result<u64>,
+) -> Result<MfaConfig> {
+    let mut mfa = MfaConfig::default();
+    if let Some(v) = raw.master_key_file {
+        if v.get_ref().as_os_str().is_empty() {
+            return Err(bad(v.span(), "mfa.master_key_file", "must not be empty"));
+        }
+        mfa.master_key_file = Some(v.into_inner());
+    }
+    if let Some(v) = raw.allow_software_keys {
+        if *v.get_ref() && environment.eq_ignore_ascii_case("production") {
+            return Err(bad(
+                v.span(),
+                "mfa.allow_software_keys",
+                "software keys are for the demo and tests; a production environment never accepts them",
+            ));
+        }
+        mfa.allow_software_keys = *v.get_ref();
+    }
+    if let Some(v) = &raw.step_up_window_secs {
+        mfa.step_up_window = Duration::from_secs(positive(v, "mfa.step_up_window_secs")?);
+    }
+    if let Some(v) = &raw.touch_timeout_secs {
+        mfa.touch_timeout = Duration::from_secs(positive(v, "mfa.touch_timeout_secs")?);
+    }
+    mfa.validation = match (
+        raw.validation_url,
+        raw.validation_client_id,
+        raw.validation_api_key_file,
+    ) {
+        (None, None, None) => None,
+        (Some(url), Some(id), Some(key_file)) => {
+            // The client checks the URL and the id; the API key is read when
+            // the authenticator is built (it is a secret file).
+            crate::core::mfa::otp::validation::ValidationClient::new(
+                url.get_ref(),
+                id.get_ref(),
+                "",
+            )
+            .map_err(|e| match e {
+                crate::core::mfa::MfaError::BadServerUrl { reason, .. } => {
+                    bad(url.span(), "mfa.validation_url", &reason)
+                }
+                other => bad(id.span(), "mfa.validation_client_id", &other.to_string()),
+            })?;
+            if key_file.get_ref().as_os_str().is_empty() {
+                return Err(bad(
+                    key_file.span(),
+                    "mfa.validation_api_key_file",
+                    "must not be empty",
+                ));
+            }
+            Some(ValidationServer {
+                url: url.into_inner(),
+                client_id: id.into_inner(),
+                api_key_file: key_file.into_inner(),
+            })
+        }
+        (url, id, key_file) => {
+            let (span, key) = url
+                .as_ref()
+                .map(|v| (v.span(), "mfa.validation_url"))
+                .or_else(|| id.as_ref().map(|v| (v.span(), "mfa.validation_client_id")))
+                .or_else(|| {
+                    key_file
+                        .as_ref()
+                        .map(|v| (v.span(), "mfa.validation_api_key_file"))
+                })
+                .unwrap_or((0..0, "mfa"));
+            let missing: Vec<&str> = [
+                ("mfa.validation_url", url.is_none()),
+                ("mfa.validation_client_id", id.is_none()),
+                ("mfa.validation_api_key_file", key_file.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(k, m)| m.then_some(k))
+            .collect();
+            return Err(bad(
+                span,
+                key,
+                &format!(
+                    "a validation server needs validation_url, validation_client_id and validation_api_key_file together; missing: {}",
+                    missing.join(", ")
+                ),
+            ));
+        }
+    };
+    Ok(mfa)
 }
 
 /// Where the configuration file is, by precedence.
@@ -380,6 +535,90 @@ statement_ms = 2000
             "postgres://u@h:5/x?sslmode=disable"
         );
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+
+    #[test]
+    fn mfa_defaults() -> Result<()> {
+        let c = parse(GOOD)?;
+        assert_eq!(c.mfa, MfaConfig::default());
+        assert!(!c.mfa.allow_software_keys);
+        assert_eq!(c.mfa.step_up_window, Duration::from_secs(120));
+        assert_eq!(c.mfa.touch_timeout, Duration::from_secs(30));
+        assert!(c.mfa.master_key_file.is_none());
+        assert!(c.mfa.validation.is_none());
+        Ok(())
+    }
+
+    const STAGING: &str = r#"environment = "staging"
+pluto_url = "postgres://h/p"
+console_url = "postgres://h/c"
+
+[mfa]
+master_key_file = "/etc/charon/master.key"
+allow_software_keys = true
+step_up_window_secs = 60
+touch_timeout_secs = 20
+validation_url = "http://127.0.0.1:8080/wsapi/2.0/verify"
+validation_client_id = "42"
+validation_api_key_file = "/etc/charon/yubico.key"
+"#;
+
+    #[test]
+    fn mfa_section_resolves() -> Result<()> {
+        let c = parse(STAGING)?;
+        assert_eq!(
+            c.mfa.master_key_file.as_deref(),
+            Some(Path::new("/etc/charon/master.key"))
+        );
+        assert!(c.mfa.allow_software_keys);
+        assert_eq!(c.mfa.step_up_window, Duration::from_secs(60));
+        assert_eq!(c.mfa.touch_timeout, Duration::from_secs(20));
+        let v = c
+            .mfa
+            .validation
+            .as_ref()
+            .map(|v| (v.client_id.as_str(), v.url.as_str()));
+        assert_eq!(v, Some(("42", "http://127.0.0.1:8080/wsapi/2.0/verify")));
+        Ok(())
+    }
+
+    #[test]
+    fn mfa_errors_name_line_and_key() {
+        let e = err(&STAGING.replace("step_up_window_secs = 60", "step_up_window_secs = 0"));
+        assert!(
+            e.contains("config.toml:8: key `mfa.step_up_window_secs`"),
+            "{e}"
+        );
+        let e = err(&STAGING.replace("http://127", "https://127"));
+        assert!(e.contains(":10: key `mfa.validation_url`"), "{e}");
+        assert!(e.contains("https is not supported"), "{e}");
+        let e = err(&STAGING.replace("\"42\"", "\"abc\""));
+        assert!(e.contains(":11: key `mfa.validation_client_id`"), "{e}");
+        let e = err(&STAGING.replace("validation_client_id = \"42\"\n", ""));
+        assert!(e.contains(":10: key `mfa.validation_url`"), "{e}");
+        assert!(e.contains("missing: mfa.validation_client_id"), "{e}");
+        let e = err(&STAGING.replace("allow_software_keys = true", "allow_software_key = true"));
+        assert!(e.contains(":7:") && e.contains("allow_software_key"), "{e}");
+        let e = err(&STAGING.replace("true", "\"yes\""));
+        assert!(e.contains(":7:"), "{e}");
+    }
+
+    #[test]
+    fn production_never_allows_software_keys() {
+        let e = err(&STAGING.replace("\"staging\"", "\"production\""));
+        assert!(e.contains(":7: key `mfa.allow_software_keys`"), "{e}");
+        let ok = STAGING
+            .replace("\"staging\"", "\"production\"")
+            .replace("allow_software_keys = true", "allow_software_keys = false");
+        assert!(parse(&ok).is_ok());
+        assert!(
+            Config::demo(
+                DbUrl("postgres://h/p".into()),
+                DbUrl("postgres://h/c".into())
+            )
+            .mfa
+            .allow_software_keys
+        );
     }
 
     #[test]

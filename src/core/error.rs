@@ -13,6 +13,9 @@ pub enum Error {
     /// The operator may not do this.
     #[error("not allowed: {0}")]
     Forbidden(String),
+    /// The change conflicts with what is stored (e.g. a login that exists).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// What was typed cannot be used; the message says why.
     #[error("invalid input: {0}")]
     InvalidInput(String),
@@ -31,6 +34,11 @@ pub enum Error {
     /// A second factor was not accepted; the message says exactly why.
     #[error("key check failed: {0}")]
     Mfa(#[from] crate::core::mfa::MfaError),
+    /// A factor was checked and rejected, and the failure counted; the
+    /// message says why and how many attempts are left (or that the
+    /// operator is now locked).
+    #[error(transparent)]
+    Auth(#[from] crate::core::auth::AuthFailure),
 }
 
 impl Error {

@@ -1,13 +1,17 @@
 //! The domain core. No terminal UI imports live below this module.
 
 pub mod action;
+pub mod auth;
 pub mod config;
 pub mod console;
 pub mod db;
 pub mod error;
+pub mod keys;
 pub mod mask;
 pub mod mfa;
+pub mod operators;
 pub mod sanitize;
+pub mod secrets;
 pub mod session;
 pub mod tenants;
 

@@ -42,6 +42,11 @@ impl AesKey {
         Ok(AesKey::new(out))
     }
 
+    /// The key bytes, for sealing them at rest. Never print them.
+    pub fn expose(&self) -> &[u8; 16] {
+        self.0.expose()
+    }
+
     fn cipher(&self) -> Aes128 {
         Aes128::new(GenericArray::from_slice(self.0.expose()))
     }
@@ -68,6 +73,11 @@ impl PrivateId {
         hex::decode_to_slice(hex_str.trim(), &mut out)
             .map_err(|_| MfaError::BadEnrolledKey("private id must be 12 hex digits".into()))?;
         Ok(PrivateId::new(out))
+    }
+
+    /// The private id bytes, for sealing them at rest. Never print them.
+    pub fn expose(&self) -> &[u8; 6] {
+        self.0.expose()
     }
 }
 

@@ -54,6 +54,7 @@ impl PivSlot {
 pub struct PivKeyRecord {
     key: VerifyingKey,
     key_id: String,
+    spki_der: Vec<u8>,
 }
 
 impl PivKeyRecord {
@@ -64,6 +65,7 @@ impl PivKeyRecord {
         Ok(PivKeyRecord {
             key,
             key_id: sha256_fingerprint(der),
+            spki_der: der.to_vec(),
         })
     }
 
@@ -88,6 +90,11 @@ impl PivKeyRecord {
             .to_der()
             .map_err(|e| MfaError::BadEnrolledKey(format!("certificate key: {e}")))?;
         Self::from_spki_der(&spki)
+    }
+
+    /// The SubjectPublicKeyInfo (DER), what the key store keeps.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
     }
 
     /// `SHA256:...` of the SubjectPublicKeyInfo; used as the key id.
