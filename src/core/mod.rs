@@ -4,6 +4,7 @@ pub mod action;
 pub mod config;
 pub mod console;
 pub mod db;
+pub mod detect;
 pub mod error;
 pub mod mask;
 pub mod mfa;
