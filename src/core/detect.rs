@@ -498,9 +498,16 @@ fn phones(text: &str) -> Vec<(usize, usize)> {
                 i = end;
             }
             None => {
-                // Move past this token.
+                // Move past the whole run of digits and separators: a phone
+                // number is never the tail of a longer number.
                 let mut j = i + 1;
-                while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'+' || b[j] == b'(') {
+                while j < b.len()
+                    && (b[j].is_ascii_digit()
+                        || matches!(b[j], b'+' | b'(' | b')')
+                        || (matches!(b[j], b' ' | b'-' | b'.')
+                            && j + 1 < b.len()
+                            && b[j + 1].is_ascii_digit()))
+                {
                     j += 1;
                 }
                 i = j;
@@ -736,6 +743,8 @@ mod tests {
             "v1.2.3",
             "+123",
             "ABC-1234567",
+            "card 4111 1111 1111 1111",
+            "ref 1234 5678 9012 3456 7890",
         ] {
             assert!(spans(text, Detector::Phone).is_empty(), "{text}");
         }

@@ -3,6 +3,7 @@
 pub mod action;
 pub mod config;
 pub mod console;
+pub mod datamap;
 pub mod db;
 pub mod detect;
 pub mod error;
