@@ -42,6 +42,72 @@ impl CheckReport {
     pub fn exit_code(&self) -> i32 {
         if self.is_clean() { 0 } else { 1 }
     }
+
+    /// The report as text lines for a terminal. Not yet sanitised: print
+    /// them through `core::sanitize::sanitize` (table and column names come
+    /// from the catalog).
+    pub fn lines(&self) -> Vec<String> {
+        let r = self;
+        let mut out = vec![
+            format!("data map: {}", r.source),
+            format!(
+                "live schema: {} tables, {} columns",
+                r.tables_checked, r.columns_checked
+            ),
+        ];
+        if r.is_clean() {
+            out.push("ok: the map classifies every table and column".into());
+            return out;
+        }
+        if !r.map_problems.is_empty() {
+            out.push(String::new());
+            out.push(format!(
+                "map entries that do not fit the live catalog ({}):",
+                r.map_problems.len()
+            ));
+            out.extend(r.map_problems.iter().map(|p| format!("  {p}")));
+        }
+        if !r.missing_tables.is_empty() {
+            out.push(String::new());
+            out.push(format!(
+                "tables missing from the map ({}): {}",
+                r.missing_tables.len(),
+                r.missing_tables.join(", ")
+            ));
+        }
+        if !r.unclassified.is_empty() {
+            out.push(String::new());
+            out.push(format!("unclassified columns ({}):", r.unclassified.len()));
+            for u in &r.unclassified {
+                let table_note = if u.table_in_map {
+                    ""
+                } else {
+                    "  (table not in the map)"
+                };
+                out.push(format!(
+                    "  {}.{}  {}{table_note}",
+                    u.table, u.column, u.data_type
+                ));
+                for h in &u.hints {
+                    out.push(format!(
+                        "      looks personal ({}): {}",
+                        h.suggests, h.detail
+                    ));
+                }
+            }
+            let hinted = r
+                .unclassified
+                .iter()
+                .filter(|u| !u.hints.is_empty())
+                .count();
+            out.push(String::new());
+            out.push(format!(
+            "{} unclassified, {hinted} of them look personal: add each to the map (category \"none\" if it is not personal)",
+            r.unclassified.len()
+        ));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
