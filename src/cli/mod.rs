@@ -3,6 +3,7 @@
 //! and cron and print text or `--json`.
 
 mod bench;
+mod datamap;
 mod demo;
 mod output;
 mod tenants;
@@ -51,9 +52,25 @@ pub enum Command {
     Tenants(tenants::TenantsCommand),
     /// Apply the console database's migrations.
     Migrate,
+    /// The data map: which Pluto columns hold personal data.
+    #[command(subcommand)]
+    Datamap(DatamapCommand),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatamapCommand {
+    /// List every column of the live Pluto schema that the map does not
+    /// classify (with a hint when it looks personal); exit 1 when there is any.
+    Check {
+        /// Data map file (default: the shipped map for the Pluto schema).
+        #[arg(long, value_name = "PATH")]
+        map: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -103,6 +120,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Datamap(DatamapCommand::Check { map, json }) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let pool = crate::core::db::connect(
+                &config.pluto_read_url,
+                crate::core::db::PLUTO,
+                &config.timeouts,
+            )
+            .await?;
+            datamap::check(&pool, map.as_deref(), json).await
+        }
     }
 }
 
