@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::core::audit::AuditKey;
 use crate::core::{Error, Result};
 
 /// A database URL. Debug and Display hide the password.
@@ -90,6 +91,51 @@ struct RawConfig {
     themes_dir: Option<PathBuf>,
     #[serde(default)]
     timeouts: RawTimeouts,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    key_file: Option<Spanned<String>>,
+    mirror_jsonl: Option<Spanned<String>>,
+}
+
+/// Where the audit HMAC key comes from. Never the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditKeySource {
+    /// `[audit] key_file`: a file holding the key in hex, mode 0600 or 0400.
+    File(PathBuf),
+    /// The environment variable `CHARON_AUDIT_KEY` (hex), when no key file is configured.
+    Env,
+    /// A random key made at start: `charon demo` and tests only (not reachable
+    /// from a configuration file).
+    Ephemeral,
+}
+
+/// The `[audit]` section, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub key: AuditKeySource,
+    /// `[audit] mirror_jsonl`: also append each entry as a JSON line here.
+    pub mirror_jsonl: Option<PathBuf>,
+}
+
+impl AuditConfig {
+    /// Loads the key from its source (checking a key file's mode).
+    pub fn load_key(&self) -> Result<AuditKey> {
+        match &self.key {
+            AuditKeySource::File(p) => AuditKey::from_file(p),
+            AuditKeySource::Env => AuditKey::from_env()?.ok_or_else(|| {
+                Error::Config(format!(
+                    "no audit key: set `key_file` in the [audit] section of the configuration, or the environment variable {}",
+                    crate::core::audit::key::KEY_ENV
+                ))
+            }),
+            AuditKeySource::Ephemeral => AuditKey::generate(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +182,7 @@ pub struct Config {
     /// Extra theme files, searched before the bundled ones.
     pub themes_dir: Option<PathBuf>,
     pub timeouts: Timeouts,
+    pub audit: AuditConfig,
 }
 
 impl Config {
@@ -150,6 +197,10 @@ impl Config {
             theme: "dark".into(),
             themes_dir: None,
             timeouts: Timeouts::default(),
+            audit: AuditConfig {
+                key: AuditKeySource::Ephemeral,
+                mirror_jsonl: None,
+            },
         }
     }
 
@@ -223,6 +274,27 @@ impl Config {
         if let Some(v) = &raw.timeouts.idle_minutes {
             timeouts.idle = Duration::from_secs(60 * positive(v, "timeouts.idle_minutes")?);
         }
+        // Relative paths are read from the configuration file's directory.
+        let base = source.parent().unwrap_or(Path::new(""));
+        let path = |v: &Spanned<String>, key: &str| {
+            if v.get_ref().trim().is_empty() {
+                Err(bad(v.span(), key, "must not be empty"))
+            } else {
+                Ok(base.join(v.get_ref()))
+            }
+        };
+        let audit = AuditConfig {
+            key: match &raw.audit.key_file {
+                Some(v) => AuditKeySource::File(path(v, "audit.key_file")?),
+                None => AuditKeySource::Env,
+            },
+            mirror_jsonl: raw
+                .audit
+                .mirror_jsonl
+                .as_ref()
+                .map(|v| path(v, "audit.mirror_jsonl"))
+                .transpose()?,
+        };
         Ok(Config {
             source: source.to_path_buf(),
             environment,
@@ -232,6 +304,7 @@ impl Config {
             theme,
             themes_dir: raw.themes_dir,
             timeouts,
+            audit,
         })
     }
 
@@ -357,6 +430,50 @@ statement_ms = 2000
     fn same_database_twice_is_refused() {
         let e = err("pluto_url = \"postgres://h/p\"\nconsole_url = \"postgres://h/p\"\n");
         assert!(e.contains("console_url"), "{e}");
+    }
+
+    #[test]
+    fn audit_section_resolves_paths_against_the_config_dir() -> Result<()> {
+        let c = parse(&format!(
+            "{GOOD}\n[audit]\nkey_file = \"audit.key\"\nmirror_jsonl = \"/var/log/charon/audit.jsonl\"\n"
+        ))?;
+        assert_eq!(
+            c.audit.key,
+            AuditKeySource::File(PathBuf::from("/etc/charon/audit.key"))
+        );
+        assert_eq!(
+            c.audit.mirror_jsonl,
+            Some(PathBuf::from("/var/log/charon/audit.jsonl"))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn audit_key_defaults_to_the_environment_and_no_mirror() -> Result<()> {
+        let c = parse(GOOD)?;
+        assert_eq!(c.audit.key, AuditKeySource::Env);
+        assert_eq!(c.audit.mirror_jsonl, None);
+        Ok(())
+    }
+
+    #[test]
+    fn audit_section_errors_name_line_and_key() {
+        let e = err(&format!("{GOOD}\n[audit]\nkey_file = \"\"\n"));
+        assert!(e.contains(":11: key `audit.key_file`"), "{e}");
+        let e = err(&format!("{GOOD}\n[audit]\nkey = \"00\"\n"));
+        assert!(e.contains(":11") && e.contains("key"), "{e}");
+        let e = err(&format!("{GOOD}\n[audit]\nmirror_jsonl = 3\n"));
+        assert!(e.contains(":11"), "{e}");
+    }
+
+    #[test]
+    fn missing_key_file_is_named_when_loading() {
+        let c = AuditConfig {
+            key: AuditKeySource::File(PathBuf::from("/nonexistent/charon-audit.key")),
+            mirror_jsonl: None,
+        };
+        let e = c.load_key().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/charon-audit.key"), "{e}");
     }
 
     #[test]
