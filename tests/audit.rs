@@ -1026,3 +1026,48 @@ async fn export_writes_jsonl_and_csv_for_a_time_range() {
     .unwrap();
     assert_eq!((n, none.len()), (0, 0));
 }
+
+#[tokio::test]
+async fn cli_verify_exits_non_zero_naming_the_broken_seq() {
+    use charon::cli::audit as cli;
+    let s = setup("cli").await;
+    let c = s.console(Role::Auditor);
+    fill(&s.console_db.pool, &key(), 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cp = dir.path().join("cp.json");
+    let mut out = Vec::new();
+    assert_eq!(cli::checkpoint(&c, &cp, &mut out).await, cli::EXIT_OK);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(
+        cli::verify(&c, None, Some(&cp), &mut out, &mut err).await,
+        cli::EXIT_OK
+    );
+    assert!(String::from_utf8_lossy(&out).starts_with("ok:"));
+    tamper(
+        &s.console_db.pool,
+        "UPDATE audit_log SET reason = 'x' WHERE seq = 4",
+    )
+    .await;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(
+        cli::verify(&c, None, Some(&cp), &mut out, &mut err).await,
+        cli::EXIT_BROKEN
+    );
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("hash mismatch at seq 4"), "{out}");
+    // The broken verdict is itself recorded, as a failure entry.
+    let last = audit::list(&s.console_db.pool, &AuditFilter::default(), None, 1)
+        .await
+        .unwrap()
+        .entries;
+    assert_eq!(last[0].entry.event_code, "CH5003E");
+    assert_eq!(last[0].entry.error.as_deref(), Some("chain_broken"));
+    assert_eq!(last[0].entry.details["broken_seq"], 4);
+    let support = s.console(Role::Support);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(
+        cli::verify(&support, None, None, &mut out, &mut err).await,
+        cli::EXIT_ERROR
+    );
+    assert!(String::from_utf8_lossy(&err).contains("not allowed"));
+}

@@ -1,1 +1,3 @@
 //! The command-line front end (clap).
+
+pub mod audit;

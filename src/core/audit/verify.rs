@@ -27,7 +27,7 @@ pub const BATCH: i64 = 10_000;
 
 /// How far (in seq) from its place an entry is looked for when its hash does
 /// not match (to tell "reordered" from "changed").
-const REORDER_WINDOW: i64 = 10_000;
+const REORDER_WINDOW: i64 = 256;
 
 /// Where a verification is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
