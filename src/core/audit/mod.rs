@@ -15,6 +15,7 @@
 //! entries (`Console::dispatch`) records kinds, lengths, ids and column names.
 
 pub mod canonical;
+mod copy;
 pub mod events;
 pub mod key;
 pub mod mirror;

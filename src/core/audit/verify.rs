@@ -15,15 +15,15 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
+use crate::core::audit::copy::{self, ReadRow};
 use crate::core::audit::{AuditKey, AuditRecord, COLUMNS, GENESIS, Hash, canonical, head};
 use crate::core::audit::{record_from_row, verify as this};
 use crate::core::{Error, Result};
 
 /// Entries read per query.
-pub const BATCH: i64 = 10_000;
+pub const BATCH: i64 = 20_000;
 
 /// How far (in seq) from its place an entry is looked for when its hash does
 /// not match (to tell "reordered" from "changed").
@@ -252,27 +252,15 @@ pub async fn checkpoint(pool: &PgPool) -> Result<Checkpoint> {
     })
 }
 
-async fn fetch_batch(pool: PgPool, after: i64, upto: i64) -> Result<Vec<PgRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
-    );
-    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(after)
-        .bind(upto)
-        .bind(BATCH)
-        .fetch_all(&pool)
-        .await?)
-}
-
 /// A prefetch task that is aborted when verify returns early.
-struct Prefetch(tokio::task::JoinHandle<Result<Vec<PgRow>>>);
+struct Prefetch(tokio::task::JoinHandle<Result<Vec<ReadRow>>>);
 
 impl Prefetch {
     fn start(pool: &PgPool, after: i64, upto: i64) -> Prefetch {
-        Prefetch(tokio::spawn(fetch_batch(pool.clone(), after, upto)))
+        Prefetch(tokio::spawn(copy::fetch(pool.clone(), after, upto, BATCH)))
     }
 
-    async fn rows(mut self) -> Result<Vec<PgRow>> {
+    async fn rows(mut self) -> Result<Vec<ReadRow>> {
         match (&mut self.0).await {
             Ok(r) => r,
             Err(e) => Err(Error::Unavailable {
@@ -341,19 +329,19 @@ where
     let mut next = (start - 1 < head_seq).then(|| Prefetch::start(pool, start - 1, head_seq));
     while let Some(pending) = next.take() {
         let rows = pending.rows().await?;
-        let Some(last) = rows.last() else { break };
-        let last: i64 = last.try_get(0)?;
+        let Some(&(last, _)) = rows.last() else {
+            break;
+        };
         if last < head_seq {
             next = Some(Prefetch::start(pool, last, head_seq));
         }
-        for row in &rows {
-            let seq: i64 = row.try_get(0)?;
+        for (seq, rec) in rows {
             if seq != expected_seq {
                 return Ok(broken(expected_seq, Problem::Missing { through: seq - 1 }));
             }
-            let rec = match record_from_row(row) {
+            let rec = match rec {
                 Ok(r) => r,
-                Err(e) => return Ok(broken(seq, Problem::Unreadable(e.to_string()))),
+                Err(e) => return Ok(broken(seq, Problem::Unreadable(e))),
             };
             canonical::encode_into(
                 &mut buf,
