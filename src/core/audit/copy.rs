@@ -26,9 +26,12 @@ pub(crate) type ReadRow = (i64, std::result::Result<AuditRecord, String>);
 
 /// Entries with `after < seq <= upto`, in seq order, at most `limit`.
 pub(crate) async fn fetch(pool: PgPool, after: i64, upto: i64, limit: i64) -> Result<Vec<ReadRow>> {
-    // Only integers are interpolated (COPY takes no parameters).
+    // Only integers are interpolated (COPY takes no parameters). No upper
+    // bound in SQL: with both literal bounds covering most of a large table
+    // the planner chose a full scan and sort per batch (verify fell to
+    // ~60,000 entries/s at 1,000,000 entries); rows past `upto` are dropped here.
     let sql = format!(
-        "COPY (SELECT {COLUMNS} FROM audit_log WHERE seq > {after} AND seq <= {upto} \
+        "COPY (SELECT {COLUMNS} FROM audit_log WHERE seq > {after} \
          ORDER BY seq LIMIT {limit}) TO STDOUT (FORMAT binary)"
     );
     let mut stream = pool.copy_out_raw(&sql).await?;
@@ -36,7 +39,9 @@ pub(crate) async fn fetch(pool: PgPool, after: i64, upto: i64, limit: i64) -> Re
     while let Some(chunk) = stream.try_next().await? {
         data.extend_from_slice(&chunk);
     }
-    parse(&data)
+    let mut rows = parse(&data)?;
+    rows.retain(|(seq, _)| *seq <= upto);
+    Ok(rows)
 }
 
 fn bad(what: &str) -> Error {
