@@ -2,6 +2,7 @@
 //! `demo` and `tui` open the terminal UI; the other commands are for scripts
 //! and cron and print text or `--json`.
 
+mod audit;
 mod bench;
 mod datamap;
 mod demo;
@@ -55,9 +56,42 @@ pub enum Command {
     /// The data map: which Pluto columns hold personal data.
     #[command(subcommand)]
     Datamap(DatamapCommand),
+    /// The audit log: verify the hash chain, write a checkpoint, export.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; exit 1 naming the first broken sequence number.
+    Verify {
+        /// Start at this sequence number (default: the first entry).
+        #[arg(long, value_name = "SEQ")]
+        from: Option<i64>,
+        /// A checkpoint written by `charon audit checkpoint`: also detects a truncated tail.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Write the current head (seq, hash, time) to a file outside the database.
+    Checkpoint { file: PathBuf },
+    /// Export entries for auditors.
+    Export {
+        /// RFC 3339 time, inclusive.
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// RFC 3339 time, exclusive.
+        #[arg(long)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// jsonl or csv.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Output file (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +154,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Audit(cmd) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let console = Console::connect(&config, os_session()?).await?;
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            Ok(match cmd {
+                AuditCommand::Verify { from, checkpoint } => {
+                    audit::verify(&console, from, checkpoint.as_deref(), &mut out, &mut err).await
+                }
+                AuditCommand::Checkpoint { file } => {
+                    audit::checkpoint(&console, &file, &mut out).await
+                }
+                AuditCommand::Export {
+                    since,
+                    until,
+                    format,
+                    output,
+                } => audit::export(&console, since, until, &format, output, &mut err).await,
+            })
+        }
         Command::Datamap(DatamapCommand::Check { map, json }) => {
             let config = Config::load(cli.config.as_deref())?;
             let pool = crate::core::db::connect(
@@ -146,5 +199,6 @@ fn os_session() -> anyhow::Result<Session> {
         operator: user.name,
         role: Role::Support,
         demo: false,
+        key_id: None,
     })
 }

@@ -2,8 +2,12 @@
 //! [`Console::dispatch`](crate::core::console::Console::dispatch), the one
 //! place that authorises, audits and runs it. Front ends never run SQL.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::core::audit::{
+    AuditFilter, AuditPage, AuditRecord, Checkpoint, ExportDest, ExportFormat, Verdict,
+};
 use crate::core::tenants::{TenantDetail, TenantHit};
 
 /// What an operator asks charon to do.
@@ -15,6 +19,29 @@ pub enum Action {
     SearchTenants { query: String },
     /// Open one tenant's overview.
     OpenTenant { business_id: Uuid },
+    /// One page of the audit log, newest first: entries matching `filter`
+    /// with `seq < before` (keyset pagination; `None` = from the newest).
+    AuditList {
+        filter: AuditFilter,
+        before: Option<i64>,
+    },
+    /// One audit entry in full.
+    AuditShow { seq: i64 },
+    /// Recompute the chain from `from` (default: the first entry), and
+    /// compare the head with `checkpoint` when given.
+    AuditVerify {
+        from: Option<i64>,
+        checkpoint: Option<Checkpoint>,
+    },
+    /// Write the entries with `since <= at < until` to `dest`.
+    AuditExport {
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        format: ExportFormat,
+        dest: ExportDest,
+    },
+    /// Write the current head (seq, hash, time) to a file outside the database.
+    AuditCheckpoint { path: std::path::PathBuf },
 }
 
 /// The stable kind of an action: its name in logs, permissions and audit
@@ -24,15 +51,42 @@ pub enum ActionKind {
     OpenConsole,
     SearchTenants,
     OpenTenant,
+    AuditList,
+    AuditShow,
+    AuditVerify,
+    AuditExport,
+    AuditCheckpoint,
 }
 
 impl ActionKind {
+    /// Every kind. A new kind must be added here (the event-code test walks
+    /// this list and fails on a kind without a documented code).
+    pub const ALL: [ActionKind; 8] = [
+        ActionKind::OpenConsole,
+        ActionKind::SearchTenants,
+        ActionKind::OpenTenant,
+        ActionKind::AuditList,
+        ActionKind::AuditShow,
+        ActionKind::AuditVerify,
+        ActionKind::AuditExport,
+        ActionKind::AuditCheckpoint,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ActionKind::OpenConsole => "console.open",
             ActionKind::SearchTenants => "tenant.search",
             ActionKind::OpenTenant => "tenant.open",
+            ActionKind::AuditList => "audit.list",
+            ActionKind::AuditShow => "audit.show",
+            ActionKind::AuditVerify => "audit.verify",
+            ActionKind::AuditExport => "audit.export",
+            ActionKind::AuditCheckpoint => "audit.checkpoint",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -42,6 +96,11 @@ impl Action {
             Action::OpenConsole => ActionKind::OpenConsole,
             Action::SearchTenants { .. } => ActionKind::SearchTenants,
             Action::OpenTenant { .. } => ActionKind::OpenTenant,
+            Action::AuditList { .. } => ActionKind::AuditList,
+            Action::AuditShow { .. } => ActionKind::AuditShow,
+            Action::AuditVerify { .. } => ActionKind::AuditVerify,
+            Action::AuditExport { .. } => ActionKind::AuditExport,
+            Action::AuditCheckpoint { .. } => ActionKind::AuditCheckpoint,
         }
     }
 
@@ -49,7 +108,12 @@ impl Action {
     pub fn tenant(&self) -> Option<Uuid> {
         match self {
             Action::OpenTenant { business_id } => Some(*business_id),
-            Action::OpenConsole | Action::SearchTenants { .. } => None,
+            Action::SearchTenants { .. } | Action::OpenConsole => None,
+            Action::AuditList { filter, .. } => filter.tenant,
+            Action::AuditShow { .. }
+            | Action::AuditVerify { .. }
+            | Action::AuditExport { .. }
+            | Action::AuditCheckpoint { .. } => None,
         }
     }
 }
@@ -60,4 +124,9 @@ pub enum Reply {
     Opened,
     Tenants(Vec<TenantHit>),
     Tenant(Box<TenantDetail>),
+    AuditPage(AuditPage),
+    AuditEntry(Box<AuditRecord>),
+    AuditVerdict(Verdict),
+    AuditExported { entries: u64 },
+    AuditCheckpoint(Checkpoint),
 }

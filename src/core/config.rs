@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::core::audit::AuditKey;
 use crate::core::{Error, Result};
 
 /// A database URL. Debug and Display hide the password.
@@ -92,6 +93,8 @@ struct RawConfig {
     timeouts: RawTimeouts,
     #[serde(default)]
     mfa: RawMfa,
+    #[serde(default)]
+    audit: RawAudit,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +151,49 @@ impl Default for MfaConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawAudit {
+    key_file: Option<Spanned<String>>,
+    mirror_jsonl: Option<Spanned<String>>,
+}
+
+/// Where the audit HMAC key comes from. Never the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditKeySource {
+    /// `[audit] key_file`: a file holding the key in hex, mode 0600 or 0400.
+    File(PathBuf),
+    /// The environment variable `CHARON_AUDIT_KEY` (hex), when no key file is configured.
+    Env,
+    /// A random key made at start: `charon demo` and tests only (not reachable
+    /// from a configuration file).
+    Ephemeral,
+}
+
+/// The `[audit]` section, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub key: AuditKeySource,
+    /// `[audit] mirror_jsonl`: also append each entry as a JSON line here.
+    pub mirror_jsonl: Option<PathBuf>,
+}
+
+impl AuditConfig {
+    /// Loads the key from its source (checking a key file's mode).
+    pub fn load_key(&self) -> Result<AuditKey> {
+        match &self.key {
+            AuditKeySource::File(p) => AuditKey::from_file(p),
+            AuditKeySource::Env => AuditKey::from_env()?.ok_or_else(|| {
+                Error::Config(format!(
+                    "no audit key: set `key_file` in the [audit] section of the configuration, or the environment variable {}",
+                    crate::core::audit::key::KEY_ENV
+                ))
+            }),
+            AuditKeySource::Ephemeral => AuditKey::generate(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawTimeouts {
     connect_secs: Option<Spanned<u64>>,
     statement_ms: Option<Spanned<u64>>,
@@ -191,6 +237,7 @@ pub struct Config {
     pub themes_dir: Option<PathBuf>,
     pub timeouts: Timeouts,
     pub mfa: MfaConfig,
+    pub audit: AuditConfig,
 }
 
 impl Config {
@@ -208,6 +255,10 @@ impl Config {
             mfa: MfaConfig {
                 allow_software_keys: true,
                 ..MfaConfig::default()
+            },
+            audit: AuditConfig {
+                key: AuditKeySource::Ephemeral,
+                mirror_jsonl: None,
             },
         }
     }
@@ -283,6 +334,27 @@ impl Config {
             timeouts.idle = Duration::from_secs(60 * positive(v, "timeouts.idle_minutes")?);
         }
         let mfa = resolve_mfa(raw.mfa, &environment, &bad, &positive)?;
+        // Relative paths are read from the configuration file's directory.
+        let base = source.parent().unwrap_or(Path::new(""));
+        let path = |v: &Spanned<String>, key: &str| {
+            if v.get_ref().trim().is_empty() {
+                Err(bad(v.span(), key, "must not be empty"))
+            } else {
+                Ok(base.join(v.get_ref()))
+            }
+        };
+        let audit = AuditConfig {
+            key: match &raw.audit.key_file {
+                Some(v) => AuditKeySource::File(path(v, "audit.key_file")?),
+                None => AuditKeySource::Env,
+            },
+            mirror_jsonl: raw
+                .audit
+                .mirror_jsonl
+                .as_ref()
+                .map(|v| path(v, "audit.mirror_jsonl"))
+                .transpose()?,
+        };
         Ok(Config {
             source: source.to_path_buf(),
             environment,
@@ -293,6 +365,7 @@ impl Config {
             themes_dir: raw.themes_dir,
             timeouts,
             mfa,
+            audit,
         })
     }
 
@@ -583,6 +656,30 @@ validation_api_key_file = "/etc/charon/yubico.key"
     }
 
     #[test]
+    fn audit_section_resolves_paths_against_the_config_dir() -> Result<()> {
+        let c = parse(&format!(
+            "{GOOD}\n[audit]\nkey_file = \"audit.key\"\nmirror_jsonl = \"/var/log/charon/audit.jsonl\"\n"
+        ))?;
+        assert_eq!(
+            c.audit.key,
+            AuditKeySource::File(PathBuf::from("/etc/charon/audit.key"))
+        );
+        assert_eq!(
+            c.audit.mirror_jsonl,
+            Some(PathBuf::from("/var/log/charon/audit.jsonl"))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn audit_key_defaults_to_the_environment_and_no_mirror() -> Result<()> {
+        let c = parse(GOOD)?;
+        assert_eq!(c.audit.key, AuditKeySource::Env);
+        assert_eq!(c.audit.mirror_jsonl, None);
+        Ok(())
+    }
+
+    #[test]
     fn mfa_errors_name_line_and_key() {
         let e = err(&STAGING.replace("step_up_window_secs = 60", "step_up_window_secs = 0"));
         assert!(
@@ -619,6 +716,26 @@ validation_api_key_file = "/etc/charon/yubico.key"
             .mfa
             .allow_software_keys
         );
+    }
+
+    #[test]
+    fn audit_section_errors_name_line_and_key() {
+        let e = err(&format!("{GOOD}\n[audit]\nkey_file = \"\"\n"));
+        assert!(e.contains(":11: key `audit.key_file`"), "{e}");
+        let e = err(&format!("{GOOD}\n[audit]\nkey = \"00\"\n"));
+        assert!(e.contains(":11") && e.contains("key"), "{e}");
+        let e = err(&format!("{GOOD}\n[audit]\nmirror_jsonl = 3\n"));
+        assert!(e.contains(":11"), "{e}");
+    }
+
+    #[test]
+    fn missing_key_file_is_named_when_loading() {
+        let c = AuditConfig {
+            key: AuditKeySource::File(PathBuf::from("/nonexistent/charon-audit.key")),
+            mirror_jsonl: None,
+        };
+        let e = c.load_key().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/charon-audit.key"), "{e}");
     }
 
     #[test]

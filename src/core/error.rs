@@ -39,6 +39,10 @@ pub enum Error {
     /// operator is now locked).
     #[error(transparent)]
     Auth(#[from] crate::core::auth::AuthFailure),
+    /// The audit entry could not be written, so the action was refused and
+    /// did not run (fail closed). The detail says why the append failed.
+    #[error("audit log unavailable: action refused ({0})")]
+    AuditUnavailable(String),
 }
 
 impl Error {
@@ -52,6 +56,31 @@ impl Error {
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
             ),
             _ => false,
+        }
+    }
+
+    /// A short code for the `error` column of an audit entry. Never the
+    /// message: PostgreSQL's and ours can quote a value an operator typed.
+    pub fn audit_code(&self) -> String {
+        match self {
+            Error::NotFound(_) => "not_found".into(),
+            Error::Forbidden(_) => "forbidden".into(),
+            Error::InvalidInput(_) => "invalid_input".into(),
+            Error::Config(_) => "config".into(),
+            Error::Unavailable { .. } => "unavailable".into(),
+            Error::AuditUnavailable(_) => "audit_unavailable".into(),
+            Error::Conflict(_) => "conflict".into(),
+            Error::Mfa(_) => "mfa".into(),
+            Error::Auth(_) => "mfa_rejected".into(),
+            Error::Io(_) => "io".into(),
+            Error::Database(sqlx::Error::Database(d)) => match d.code() {
+                Some(c) if c.chars().all(|ch| ch.is_ascii_alphanumeric()) => {
+                    format!("database:{c}")
+                }
+                _ => "database:other".into(),
+            },
+            Error::Database(_) if self.is_unreachable() => "database:unreachable".into(),
+            Error::Database(_) => "database:other".into(),
         }
     }
 }

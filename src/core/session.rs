@@ -52,6 +52,9 @@ pub struct Session {
     pub id: Uuid,
     pub operator: String,
     pub role: Role,
+    /// The hardware key the operator opened the session with (recorded in
+    /// every audit entry); `None` until the MFA work sets it.
+    pub key_id: Option<String>,
     /// True for the demo: software keys, synthetic data, `DEMO` on screen.
     pub demo: bool,
 }
@@ -63,6 +66,7 @@ impl Session {
             id: Uuid::new_v4(),
             operator: "demo".to_string(),
             role,
+            key_id: None,
             demo: true,
         }
     }

@@ -1,0 +1,181 @@
+//! Audit log benchmark (not a test): appends N entries from one session, each
+//! its own committed transaction, then verifies the chain, and prints
+//! appends/s, verified entries/s and the process's memory before and after.
+//!
+//! ```text
+//! cargo run --release --example bench_audit -- [N]        # N defaults to 1,000,000
+//! cargo run --release --example bench_audit -- N --async-commit
+//! ```
+//!
+//! `--async-commit` sets `synchronous_commit = off` for the benchmark's
+//! connections: appends are then NOT durable. It is there only to show how
+//! much of the append time is the server's WAL flush (the disk) rather than
+//! charon's code; charon itself never sets it.
+//!
+//! The server comes from `CHARON_TEST_DATABASE_URL`, else `DATABASE_URL`, else
+//! `postgres://postgres@127.0.0.1:5432/postgres`. A database
+//! `charon_bench_<random>` is created for the run and dropped afterwards.
+
+use std::str::FromStr;
+use std::time::Instant;
+
+use anyhow::Context;
+use charon::core::audit::{self, AuditKey, NewEntry, Outcome};
+use charon::core::db;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let async_commit = args.iter().any(|a| a == "--async-commit");
+    let n: u64 = match args.iter().find(|a| !a.starts_with("--")) {
+        Some(a) => a
+            .replace(['_', ','], "")
+            .parse()
+            .context("N must be a number")?,
+        None => 1_000_000,
+    };
+    let server = std::env::var("CHARON_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let name = format!(
+        "charon_bench_{}",
+        &Uuid::new_v4().simple().to_string()[..12]
+    );
+    let mut admin = PgConnection::connect(&server).await?;
+    // The name is generated above: safe to interpolate.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await?;
+    let result = run(&server, &name, n, async_commit).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    result
+}
+
+async fn run(server: &str, name: &str, n: u64, async_commit: bool) -> anyhow::Result<()> {
+    let mut options = PgConnectOptions::from_str(server)?.database(name);
+    if async_commit {
+        println!("NOTE: synchronous_commit = off: appends are NOT durable in this run");
+        options = options.options([("synchronous_commit", "off")]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?;
+    db::migrate_console(&pool).await?;
+    let settings: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, setting FROM pg_settings
+          WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method', 'server_version',
+                         'commit_delay')
+          ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await?;
+    println!("server: {settings:?}");
+
+    let key = AuditKey::generate()?;
+    let session = Uuid::new_v4();
+    let mut entry = NewEntry {
+        operator: "bench".into(),
+        role: "support".into(),
+        key_id: Some("yubikey-otp:ccccccbench".into()),
+        session_id: session,
+        event_code: "CH2002I".into(),
+        action: "tenant.open".into(),
+        tenant_id: Some(Uuid::new_v4()),
+        target_table: Some("businesses".into()),
+        target_pk: None,
+        target_columns: vec![],
+        reason: None,
+        outcome: Outcome::Allowed,
+        error: None,
+        details: serde_json::json!({ "query_kind": "email", "query_len": 27 }),
+    };
+    println!("appending {n} entries, one transaction each (one session) ...");
+    let t = Instant::now();
+    let mut lap = Instant::now();
+    for i in 1..=n {
+        entry.target_pk = Some(i.to_string());
+        audit::append(&pool, &key, &entry).await?;
+        if i % 100_000 == 0 {
+            println!(
+                "  {i}: {:.0} appends/s over the last 100,000",
+                100_000.0 / lap.elapsed().as_secs_f64()
+            );
+            lap = Instant::now();
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "append: {n} entries in {secs:.1} s = {:.0} appends/s",
+        n as f64 / secs
+    );
+
+    let rss_before = rss_kib("VmRSS:");
+    let mut rss_max = rss_before;
+    let t = Instant::now();
+    let verdict = audit::verify(&pool, &key, None, None, |_| {
+        rss_max = rss_max.max(rss_kib("VmRSS:"));
+    })
+    .await?;
+    let secs = t.elapsed().as_secs_f64();
+    println!("verify: {verdict}");
+    println!(
+        "verify: {n} entries in {secs:.2} s = {:.0} entries/s; RSS {} KiB before, at most {} KiB during",
+        n as f64 / secs,
+        rss_before,
+        rss_max
+    );
+    anyhow::ensure!(verdict.is_intact(), "chain not intact: {verdict}");
+
+    // A second pass (pages now cached, hint bits set), and the cost of only
+    // fetching the rows, to see where verify's time goes.
+    let t = Instant::now();
+    let again = audit::verify(&pool, &key, None, None, |_| {}).await?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "verify (second pass): {again}: {:.0} entries/s",
+        n as f64 / secs
+    );
+    let t = Instant::now();
+    let mut after = 0i64;
+    let mut fetched = 0usize;
+    loop {
+        let rows = sqlx::query(
+            "SELECT seq, at, operator, role, key_id, session_id, event_code, action, tenant_id,
+                    target_table, target_pk, target_columns, reason, outcome, error, details,
+                    prev_hash, hash
+               FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 10000",
+        )
+        .bind(after)
+        .fetch_all(&pool)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = sqlx::Row::try_get(last, 0)?;
+        fetched += rows.len();
+    }
+    println!(
+        "fetch only (no decode, no hash): {fetched} rows at {:.0} rows/s",
+        fetched as f64 / t.elapsed().as_secs_f64()
+    );
+    pool.close().await;
+    Ok(())
+}
