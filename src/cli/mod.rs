@@ -2,7 +2,7 @@
 //! `demo` and `tui` open the terminal UI; the other commands are for scripts
 //! and cron and print text or `--json`.
 
-mod audit;
+pub mod audit;
 mod bench;
 mod datamap;
 mod demo;
