@@ -8,7 +8,7 @@ mod common;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use charon::core::action::{Action, ActionKind, Reply};
+use charon::core::action::{Action, ActionKind, GateInput, Reply};
 use charon::core::audit::{
     self, AuditFilter, AuditKey, AuditRecord, Checkpoint, ExportDest, ExportFormat, NewEntry,
     Outcome, Problem, Verdict,
@@ -417,10 +417,17 @@ async fn setup(prefix: &str) -> Setup {
 }
 
 impl Setup {
-    fn console(&self, role: Role) -> Console {
-        self.console_on(role, self.console_db.pool.clone())
+    /// A demo console whose operator of `role` has passed the MFA gate with
+    /// its software key (as `charon demo` does).
+    async fn console(&self, role: Role) -> Console {
+        let c = self.console_on(role, self.console_db.pool.clone());
+        c.dispatch(Action::Authenticate(GateInput::DemoRole(role)))
+            .await
+            .unwrap();
+        c
     }
 
+    /// A console over `console_pool` that has not passed the gate.
     fn console_on(&self, role: Role, console_pool: PgPool) -> Console {
         Console::from_pools(
             &self.config,
@@ -429,6 +436,7 @@ impl Setup {
             console_pool,
             key(),
         )
+        .unwrap()
     }
 
     async fn entries(&self) -> Vec<AuditRecord> {
@@ -446,7 +454,7 @@ async fn count(pool: &PgPool, sql: &'static str) -> i64 {
 #[tokio::test]
 async fn dispatch_writes_the_entry_before_running_and_a_failure_entry_after() {
     let s = setup("disp").await;
-    let c = s.console(Role::Support);
+    let c = s.console(Role::Support).await;
     c.dispatch(Action::OpenConsole).await.unwrap();
     let missing = Uuid::new_v4();
     let e = c
@@ -484,38 +492,53 @@ async fn dispatch_writes_the_entry_before_running_and_a_failure_entry_after() {
     assert_eq!(
         got,
         vec![
+            // The MFA gate: the attempt, then its success.
             (
                 1,
+                "CH7002I".into(),
+                "mfa.verify".into(),
+                Outcome::Allowed,
+                None
+            ),
+            (
+                2,
+                "CH7002I".into(),
+                "mfa.verify".into(),
+                Outcome::Allowed,
+                None
+            ),
+            (
+                3,
                 "CH1001I".into(),
                 "console.open".into(),
                 Outcome::Allowed,
                 None
             ),
             (
-                2,
+                4,
                 "CH2002I".into(),
                 "tenant.open".into(),
                 Outcome::Allowed,
                 None
             ),
             (
-                3,
+                5,
                 "CH2002E".into(),
                 "tenant.open".into(),
                 Outcome::Failed,
                 Some("not_found".into())
             ),
             (
-                4,
+                6,
                 "CH5001E".into(),
                 "audit.list".into(),
                 Outcome::Denied,
-                None
+                Some("forbidden".into())
             ),
         ]
     );
-    let failed = audit::show(&s.console_db.pool, 3).await.unwrap().unwrap();
-    assert_eq!(failed.entry.details["entry"], 2);
+    let failed = audit::show(&s.console_db.pool, 5).await.unwrap().unwrap();
+    assert_eq!(failed.entry.details["entry"], 4);
     assert_eq!(failed.entry.tenant_id, Some(missing));
     assert_eq!(
         failed.entry.session_id,
@@ -527,7 +550,7 @@ async fn dispatch_writes_the_entry_before_running_and_a_failure_entry_after() {
 #[tokio::test]
 async fn reading_the_log_is_itself_audited() {
     let s = setup("reads").await;
-    let c = s.console(Role::Auditor);
+    let c = s.console(Role::Auditor).await;
     c.dispatch(Action::OpenConsole).await.unwrap();
     let Reply::AuditPage(page) = c
         .dispatch(Action::AuditList {
@@ -541,7 +564,8 @@ async fn reading_the_log_is_itself_audited() {
     };
     // The list's own entry is written before the list runs, so it is on it.
     assert_eq!(page.entries[0].entry.action, "audit.list");
-    let Reply::AuditEntry(one) = c.dispatch(Action::AuditShow { seq: 1 }).await.unwrap() else {
+    // Entries 1 and 2 are the gate (attempt, success); 3 opened the console.
+    let Reply::AuditEntry(one) = c.dispatch(Action::AuditShow { seq: 3 }).await.unwrap() else {
         panic!("not an entry")
     };
     assert_eq!(one.entry.action, "console.open");
@@ -587,8 +611,8 @@ async fn reading_the_log_is_itself_audited() {
         panic!("not an export")
     };
     assert_eq!(
-        entries, 6,
-        "open, list, show, verify, checkpoint and the export itself"
+        entries, 8,
+        "the gate (2), open, list, show, verify, checkpoint and the export itself"
     );
     let actions: Vec<String> = s
         .entries()
@@ -600,6 +624,8 @@ async fn reading_the_log_is_itself_audited() {
     assert_eq!(
         actions,
         [
+            "mfa.verify",
+            "mfa.verify",
             "console.open",
             "audit.list",
             "audit.show",
@@ -778,7 +804,7 @@ async fn a_session_over_seeded_data_leaves_no_personal_value_in_the_log() {
     .await
     .unwrap();
 
-    let c = s.console(Role::Support);
+    let c = s.console(Role::Support).await;
     c.dispatch(Action::OpenConsole).await.unwrap();
     for q in [
         "zelda.marlowe@quintessa-mail.example",
@@ -825,9 +851,10 @@ async fn a_session_over_seeded_data_leaves_no_personal_value_in_the_log() {
         .fetch_all(&s.console_db.pool)
         .await
         .unwrap();
-    assert_eq!(rows.len(), 14);
+    // 14 for the actions, 2 for passing the MFA gate (attempt, success).
+    assert_eq!(rows.len(), 16);
     let mirrored = std::fs::read_to_string(&mirror).unwrap();
-    assert_eq!(mirrored.lines().count(), 14, "every entry mirrored");
+    assert_eq!(mirrored.lines().count(), 16, "every entry mirrored");
     let needles = [
         "zelda",
         "marlowe",
@@ -859,7 +886,8 @@ async fn a_session_over_seeded_data_leaves_no_personal_value_in_the_log() {
         }
     }
     // What it does record: kinds and lengths, the tenant id.
-    let search = audit::show(&s.console_db.pool, 2).await.unwrap().unwrap();
+    // (1 and 2 are the MFA gate, 3 opened the console.)
+    let search = audit::show(&s.console_db.pool, 4).await.unwrap().unwrap();
     assert_eq!(search.entry.details["query_kind"], "email");
     assert_eq!(
         search.entry.details["query_len"],
@@ -1031,7 +1059,7 @@ async fn export_writes_jsonl_and_csv_for_a_time_range() {
 async fn cli_verify_exits_non_zero_naming_the_broken_seq() {
     use charon::cli::audit as cli;
     let s = setup("cli").await;
-    let c = s.console(Role::Auditor);
+    let c = s.console(Role::Auditor).await;
     fill(&s.console_db.pool, &key(), 5).await;
     let dir = tempfile::tempdir().unwrap();
     let cp = dir.path().join("cp.json");
@@ -1063,7 +1091,7 @@ async fn cli_verify_exits_non_zero_naming_the_broken_seq() {
     assert_eq!(last[0].entry.event_code, "CH5003E");
     assert_eq!(last[0].entry.error.as_deref(), Some("chain_broken"));
     assert_eq!(last[0].entry.details["broken_seq"], 4);
-    let support = s.console(Role::Support);
+    let support = s.console(Role::Support).await;
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(
         cli::verify(&support, None, None, &mut out, &mut err).await,

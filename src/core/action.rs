@@ -8,13 +8,44 @@ use uuid::Uuid;
 use crate::core::audit::{
     AuditFilter, AuditPage, AuditRecord, Checkpoint, ExportDest, ExportFormat, Verdict,
 };
+use crate::core::console::{ConsoleInfo, GateStatus};
+use crate::core::session::Role;
 use crate::core::tenants::{TenantDetail, TenantHit};
+
+/// What the operator presents at the MFA gate.
+#[derive(Clone, PartialEq, Eq)]
+pub enum GateInput {
+    /// The 44 characters a YubiKey types (Yubico OTP).
+    Otp(String),
+    /// Sign a challenge with an enrolled FIDO security-key SSH key through
+    /// the forwarded ssh-agent (`SSH_AUTH_SOCK`).
+    Agent,
+    /// Demo only: sign in as the demo operator of this role with its
+    /// software key. Refused unless the configuration allows software keys.
+    DemoRole(Role),
+}
+
+impl std::fmt::Debug for GateInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // An OTP is single-use, but it is still not logged: only its length.
+            GateInput::Otp(otp) => write!(f, "Otp(<{} chars>)", otp.chars().count()),
+            GateInput::Agent => f.write_str("Agent"),
+            GateInput::DemoRole(r) => write!(f, "DemoRole({r})"),
+        }
+    }
+}
 
 /// What an operator asks charon to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// The console was opened (first action of every session).
     OpenConsole,
+    /// What the MFA gate waits for: the operator's enrolled factors (or, in
+    /// the demo, the roles to choose from).
+    GateStatus,
+    /// Pass the MFA gate (or step up) with a factor.
+    Authenticate(GateInput),
     /// Find tenants by name, business id, member e-mail or phone number.
     SearchTenants { query: String },
     /// Open one tenant's overview.
@@ -49,6 +80,8 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActionKind {
     OpenConsole,
+    GateStatus,
+    Authenticate,
     SearchTenants,
     OpenTenant,
     AuditList,
@@ -61,8 +94,10 @@ pub enum ActionKind {
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 8] = [
+    pub const ALL: [ActionKind; 10] = [
         ActionKind::OpenConsole,
+        ActionKind::GateStatus,
+        ActionKind::Authenticate,
         ActionKind::SearchTenants,
         ActionKind::OpenTenant,
         ActionKind::AuditList,
@@ -75,6 +110,8 @@ impl ActionKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ActionKind::OpenConsole => "console.open",
+            ActionKind::GateStatus => "mfa.status",
+            ActionKind::Authenticate => "mfa.verify",
             ActionKind::SearchTenants => "tenant.search",
             ActionKind::OpenTenant => "tenant.open",
             ActionKind::AuditList => "audit.list",
@@ -94,6 +131,8 @@ impl Action {
     pub fn kind(&self) -> ActionKind {
         match self {
             Action::OpenConsole => ActionKind::OpenConsole,
+            Action::GateStatus => ActionKind::GateStatus,
+            Action::Authenticate(_) => ActionKind::Authenticate,
             Action::SearchTenants { .. } => ActionKind::SearchTenants,
             Action::OpenTenant { .. } => ActionKind::OpenTenant,
             Action::AuditList { .. } => ActionKind::AuditList,
@@ -108,7 +147,10 @@ impl Action {
     pub fn tenant(&self) -> Option<Uuid> {
         match self {
             Action::OpenTenant { business_id } => Some(*business_id),
-            Action::SearchTenants { .. } | Action::OpenConsole => None,
+            Action::SearchTenants { .. }
+            | Action::OpenConsole
+            | Action::GateStatus
+            | Action::Authenticate(_) => None,
             Action::AuditList { filter, .. } => filter.tenant,
             Action::AuditShow { .. }
             | Action::AuditVerify { .. }
@@ -122,11 +164,16 @@ impl Action {
 #[derive(Debug, Clone)]
 pub enum Reply {
     Opened,
+    Gate(GateStatus),
+    /// The gate passed; the status bar shows the (possibly new) operator and role.
+    Authenticated(ConsoleInfo),
     Tenants(Vec<TenantHit>),
     Tenant(Box<TenantDetail>),
     AuditPage(AuditPage),
     AuditEntry(Box<AuditRecord>),
     AuditVerdict(Verdict),
-    AuditExported { entries: u64 },
+    AuditExported {
+        entries: u64,
+    },
     AuditCheckpoint(Checkpoint),
 }

@@ -12,17 +12,21 @@
 //!    error code, `details.entry` = the first entry's seq) is appended and
 //!    the error returned.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use crate::core::action::{Action, ActionKind, Reply};
+use crate::core::action::{Action, ActionKind, GateInput, Reply};
 use crate::core::audit::mirror::Mirror;
 use crate::core::audit::{self, AuditKey, AuditRecord, ExportDest, NewEntry, Outcome, Verdict};
 use crate::core::audit::{VerifyProgress, event_code};
+use crate::core::auth::{Authenticator, FactorInput};
 use crate::core::config::Config;
+use crate::core::mfa::software::SoftwareKey;
 use crate::core::session::{Role, Session};
 use crate::core::{Error, Result, db, tenants};
+use crate::core::{keys, operators};
 
 /// What the front ends show about the connection (status bar).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,21 +47,56 @@ struct AuditSink {
     mirror: Option<Mirror>,
 }
 
+/// What the MFA gate waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateStatus {
+    pub operator: String,
+    /// One line per enrolled factor, in plain words ("touch your YubiKey …").
+    pub prompts: Vec<String>,
+    /// Demo only: the roles whose demo operator can be chosen at the gate.
+    pub demo_roles: Vec<Role>,
+}
+
+/// The session's mutable part: who, and since when the gate is open.
+#[derive(Debug)]
+struct GateState {
+    session: Session,
+    info: ConsoleInfo,
+    /// When the gate was last passed; `None` before, and again after an idle timeout.
+    passed_at: Option<Instant>,
+    last_activity: Instant,
+}
+
 /// The core's handle: both pools, the session and the audit key. Cheap to
-/// clone (pools and the key are reference-counted), so tasks can each hold one.
+/// clone (pools and keys are reference-counted), so tasks can each hold one.
 #[derive(Clone)]
 pub struct Console {
     pluto_read: PgPool,
     console: PgPool,
-    session: Session,
-    info: ConsoleInfo,
+    state: Arc<Mutex<GateState>>,
     audit: Arc<AuditSink>,
+    auth: Arc<Authenticator>,
+    idle: Duration,
+    /// Demo only: one in-memory software key per demo operator role.
+    demo_keys: Arc<Vec<(Role, SoftwareKey)>>,
 }
+
+/// Actions that may run before the MFA gate is passed.
+fn before_gate(kind: ActionKind) -> bool {
+    matches!(
+        kind,
+        ActionKind::OpenConsole | ActionKind::GateStatus | ActionKind::Authenticate
+    )
+}
+
+/// What the gate signs for: the domain-separated action of opening a session.
+const GATE_PURPOSE: &str = "gate";
+const GATE_ACTION: &[u8] = b"charon: open a console session";
 
 /// Which roles may run which action. Every dispatch checks it.
 pub fn allowed(role: Role, kind: ActionKind) -> bool {
     match kind {
-        ActionKind::OpenConsole => true,
+        ActionKind::OpenConsole | ActionKind::GateStatus | ActionKind::Authenticate => true,
         ActionKind::SearchTenants | ActionKind::OpenTenant => matches!(
             role,
             Role::Support | Role::Compliance | Role::Sre | Role::Auditor | Role::Admin
@@ -89,18 +128,28 @@ impl Console {
         let pluto_read = db::connect(&config.pluto_read_url, db::PLUTO, &config.timeouts).await?;
         let console = db::connect(&config.console_url, db::CONSOLE, &config.timeouts).await?;
         db::migrate_console(&console).await?;
-        Ok(Console::from_pools(
-            config, session, pluto_read, console, key,
-        ))
+        Console::from_pools(config, session, pluto_read, console, key)
     }
 
+    /// A console over open pools. Fails when the `[mfa]` configuration's key
+    /// files cannot be read.
     pub fn from_pools(
         config: &Config,
         session: Session,
         pluto_read: PgPool,
         console: PgPool,
         key: AuditKey,
-    ) -> Console {
+    ) -> Result<Console> {
+        let auth = Authenticator::from_config(&config.mfa)?;
+        // Demo operators get software keys only where software keys are allowed.
+        let demo_keys = if session.demo && auth.allows_software_keys() {
+            Role::ALL
+                .into_iter()
+                .map(|r| (r, SoftwareKey::generate()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let info = ConsoleInfo {
             operator: session.operator.clone(),
             role: session.role,
@@ -110,21 +159,42 @@ impl Console {
             demo: session.demo,
         };
         let mirror = config.audit.mirror_jsonl.clone().map(Mirror::new);
-        Console {
+        Ok(Console {
             pluto_read,
             console,
-            session,
-            info,
+            state: Arc::new(Mutex::new(GateState {
+                session,
+                info,
+                passed_at: None,
+                last_activity: Instant::now(),
+            })),
             audit: Arc::new(AuditSink { key, mirror }),
-        }
+            auth: Arc::new(auth),
+            idle: config.timeouts.idle,
+            demo_keys: Arc::new(demo_keys),
+        })
     }
 
-    pub fn info(&self) -> &ConsoleInfo {
-        &self.info
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        // A panic while holding this lock cannot leave it half-written (every
+        // update is a plain assignment), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn session(&self) -> &Session {
-        &self.session
+    /// What the status bar shows (the operator and role change when a demo
+    /// role is chosen at the gate).
+    pub fn info(&self) -> ConsoleInfo {
+        self.state().info.clone()
+    }
+
+    pub fn session(&self) -> Session {
+        self.state().session.clone()
+    }
+
+    /// True when the MFA gate has been passed and the session has not idled out.
+    pub fn gate_open(&self) -> bool {
+        let st = self.state();
+        st.passed_at.is_some() && st.last_activity.elapsed() < self.idle
     }
 
     /// The public id of the audit key in use (never the key).
@@ -144,20 +214,23 @@ impl Console {
         P: FnMut(VerifyProgress) + Send,
     {
         let kind = action.kind();
-        let permitted = allowed(self.session.role, kind);
-        let outcome = if permitted {
+        let session = self.session();
+        let (role, refusal) = self.authorise(&session, kind).await;
+        let outcome = if refusal.is_none() {
             Outcome::Allowed
         } else {
             Outcome::Denied
         };
-        let entry = self.entry_for(&action, outcome);
+        let mut entry = self.entry_for(&session, role, &action, outcome);
+        if let Some(e) = &refusal {
+            entry.error = Some(e.audit_code());
+        }
         let first = self.record(&entry).await?;
-        if !permitted {
-            return Err(Error::Forbidden(format!(
-                "role {} may not {}",
-                self.session.role,
-                kind.as_str()
-            )));
+        if let Some(e) = refusal {
+            return Err(e);
+        }
+        if !before_gate(kind) {
+            self.state().last_activity = Instant::now();
         }
         let result = self.run(action, progress).await;
         let failure = match &result {
@@ -165,6 +238,20 @@ impl Console {
                 "chain_broken".to_string(),
                 serde_json::json!({ "broken_seq": seq, "verdict": v.to_string() }),
             )),
+            Ok(Reply::Authenticated(_)) => {
+                // The gate passed: a second entry names the key that opened it.
+                let now = self.session();
+                let mut ok = self.entry_for(&now, now.role, &Action::GateStatus, Outcome::Allowed);
+                ok.action = kind.as_str().to_string();
+                ok.event_code = event_code(kind, Outcome::Allowed);
+                ok.details = serde_json::json!({ "entry": first.seq, "result": "passed" });
+                if let Err(e) = self.record(&ok).await {
+                    // Fail closed: without the record, the gate stays shut.
+                    self.state().passed_at = None;
+                    return Err(e);
+                }
+                None
+            }
             Ok(_) => None,
             Err(e) => Some((e.audit_code(), serde_json::json!({}))),
         };
@@ -187,6 +274,161 @@ impl Console {
         result
     }
 
+    /// Who may do what, decided now: before the gate only the gate actions
+    /// (and, for a configured session, only an active operator may even open
+    /// the console); after it, the operator's role as the console database
+    /// says it on this very action. Returns the role to record and the
+    /// refusal, if any.
+    async fn authorise(&self, session: &Session, kind: ActionKind) -> (Role, Option<Error>) {
+        let demo_before_choice = session.demo && !self.gate_open();
+        if before_gate(kind) {
+            if kind == ActionKind::OpenConsole && !session.demo {
+                return match operators::resolve(&self.console, &session.operator).await {
+                    Ok(op) => (op.role, None),
+                    Err(e) => (session.role, Some(e)),
+                };
+            }
+            return (session.role, None);
+        }
+        if !self.gate_open() {
+            let why = if self.state().passed_at.is_some() {
+                "the session was idle too long; touch your key again"
+            } else {
+                "touch your registered key at the gate first"
+            };
+            return (session.role, Some(Error::MfaRequired(why.into())));
+        }
+        debug_assert!(!demo_before_choice);
+        let role = match operators::resolve(&self.console, &session.operator).await {
+            Ok(op) => op.role,
+            Err(e) => return (session.role, Some(e)),
+        };
+        if role != session.role {
+            // The role changed in the database: the status bar follows it.
+            let mut st = self.state();
+            st.session.role = role;
+            st.info.role = role;
+        }
+        if allowed(role, kind) {
+            (role, None)
+        } else {
+            (
+                role,
+                Some(Error::Forbidden(format!(
+                    "role {role} may not {}",
+                    kind.as_str()
+                ))),
+            )
+        }
+    }
+
+    /// What the gate shows: the operator's enrolled factors, or the demo roles.
+    async fn gate_status(&self) -> Result<GateStatus> {
+        let session = self.session();
+        let demo_roles: Vec<Role> = self.demo_keys.iter().map(|(r, _)| *r).collect();
+        let prompts = if session.demo && !demo_roles.is_empty() {
+            vec!["choose a role: its demo operator signs in with a software key (DEMO)".into()]
+        } else {
+            self.auth
+                .describe_factors(&self.console, &session.operator)
+                .await?
+                .into_iter()
+                .map(|p| match p.unusable {
+                    Some(why) => format!("{} (not usable here: {why})", p.prompt),
+                    None => p.prompt,
+                })
+                .collect()
+        };
+        Ok(GateStatus {
+            operator: session.operator,
+            prompts,
+            demo_roles,
+        })
+    }
+
+    /// Checks a factor at the gate and, on success, opens it.
+    async fn authenticate(&self, input: GateInput) -> Result<ConsoleInfo> {
+        let session = self.session();
+        let (login, proof) = match input {
+            GateInput::DemoRole(role) => {
+                let Some((_, key)) = self.demo_keys.iter().find(|(r, _)| *r == role) else {
+                    return Err(Error::Forbidden(
+                        "software keys are disabled in this deployment".into(),
+                    ));
+                };
+                let login = format!("demo-{role}");
+                self.ensure_demo_operator(&login, role, key).await?;
+                let proof = self
+                    .auth
+                    .authenticate(
+                        &self.console,
+                        &login,
+                        FactorInput::Software { key },
+                        GATE_PURPOSE,
+                        GATE_ACTION,
+                    )
+                    .await?;
+                (login, proof)
+            }
+            GateInput::Otp(otp) => {
+                let proof = self
+                    .auth
+                    .authenticate(
+                        &self.console,
+                        &session.operator,
+                        FactorInput::Otp(otp),
+                        GATE_PURPOSE,
+                        GATE_ACTION,
+                    )
+                    .await?;
+                (session.operator.clone(), proof)
+            }
+            GateInput::Agent => {
+                let socket = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
+                    Error::InvalidInput(
+                        "no ssh-agent: SSH_AUTH_SOCK is not set (connect with `ssh -A`)".into(),
+                    )
+                })?;
+                let proof = self
+                    .auth
+                    .authenticate(
+                        &self.console,
+                        &session.operator,
+                        FactorInput::Agent {
+                            socket: socket.into(),
+                        },
+                        GATE_PURPOSE,
+                        GATE_ACTION,
+                    )
+                    .await?;
+                (session.operator.clone(), proof)
+            }
+        };
+        let op = operators::resolve(&self.console, &login).await?;
+        let mut st = self.state();
+        st.session.operator = op.login.clone();
+        st.session.role = op.role;
+        st.session.key_id = Some(proof.key_id().to_string());
+        st.info.operator = op.login;
+        st.info.role = op.role;
+        st.passed_at = Some(Instant::now());
+        st.last_activity = Instant::now();
+        Ok(st.info.clone())
+    }
+
+    /// Demo only: the demo operator of a role and its software key exist.
+    async fn ensure_demo_operator(&self, login: &str, role: Role, key: &SoftwareKey) -> Result<()> {
+        match operators::add(&self.console, "demo", login, &format!("Demo {role}"), role).await {
+            Ok(_) | Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        match keys::enroll_software(&self.console, login, "demo software key", &key.record()).await
+        {
+            Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Appends an entry (and mirrors it). Any failure is
     /// [`Error::AuditUnavailable`]: the caller must not run the action.
     async fn record(&self, entry: &NewEntry) -> Result<AuditRecord> {
@@ -203,13 +445,19 @@ impl Console {
     /// The audit entry of an action: who, what, which tenant and target; never
     /// a personal value (a search records how the query was read and its
     /// length, not its text).
-    fn entry_for(&self, action: &Action, outcome: Outcome) -> NewEntry {
+    fn entry_for(
+        &self,
+        session: &Session,
+        role: Role,
+        action: &Action,
+        outcome: Outcome,
+    ) -> NewEntry {
         let kind = action.kind();
         let mut e = NewEntry {
-            operator: self.session.operator.clone(),
-            role: self.session.role.as_str().to_string(),
-            key_id: self.session.key_id.clone(),
-            session_id: self.session.id,
+            operator: session.operator.clone(),
+            role: role.as_str().to_string(),
+            key_id: session.key_id.clone(),
+            session_id: session.id,
             event_code: event_code(kind, outcome),
             action: kind.as_str().to_string(),
             tenant_id: action.tenant(),
@@ -227,8 +475,18 @@ impl Console {
         match action {
             Action::OpenConsole => {
                 e.details = serde_json::json!({
-                    "environment": self.info.environment,
-                    "demo": self.session.demo,
+                    "environment": self.state().info.environment.clone(),
+                    "demo": session.demo,
+                });
+            }
+            Action::GateStatus => {}
+            Action::Authenticate(input) => {
+                e.details = serde_json::json!({
+                    "factor": match input {
+                        GateInput::Otp(_) => "yubico_otp",
+                        GateInput::Agent => "sk",
+                        GateInput::DemoRole(_) => "software",
+                    },
                 });
             }
             Action::SearchTenants { query } => {
@@ -286,16 +544,22 @@ impl Console {
         P: FnMut(VerifyProgress) + Send,
     {
         match action {
+            Action::GateStatus => Ok(Reply::Gate(self.gate_status().await?)),
+            Action::Authenticate(input) => {
+                Ok(Reply::Authenticated(self.authenticate(input).await?))
+            }
             Action::OpenConsole => {
+                let session = self.session();
+                let environment = self.state().info.environment.clone();
                 sqlx::query(
                     "INSERT INTO console_sessions (id, operator, role, demo, environment)
                      VALUES ($1, $2, $3, $4, $5)",
                 )
-                .bind(self.session.id)
-                .bind(&self.session.operator)
-                .bind(self.session.role.as_str())
-                .bind(self.session.demo)
-                .bind(&self.info.environment)
+                .bind(session.id)
+                .bind(&session.operator)
+                .bind(session.role.as_str())
+                .bind(session.demo)
+                .bind(&environment)
                 .execute(&self.console)
                 .await?;
                 Ok(Reply::Opened)

@@ -10,6 +10,10 @@ pub enum Error {
     /// The thing asked for does not exist (or is not visible to this operator).
     #[error("not found: {0}")]
     NotFound(String),
+    /// The MFA gate has not been passed in this session (or the session
+    /// idled out): touch the key first.
+    #[error("MFA required: {0}")]
+    MfaRequired(String),
     /// The operator may not do this.
     #[error("not allowed: {0}")]
     Forbidden(String),
@@ -70,6 +74,7 @@ impl Error {
             Error::Unavailable { .. } => "unavailable".into(),
             Error::AuditUnavailable(_) => "audit_unavailable".into(),
             Error::Conflict(_) => "conflict".into(),
+            Error::MfaRequired(_) => "mfa_required".into(),
             Error::Mfa(_) => "mfa".into(),
             Error::Auth(_) => "mfa_rejected".into(),
             Error::Io(_) => "io".into(),

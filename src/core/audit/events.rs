@@ -15,6 +15,8 @@ use crate::core::audit::Outcome;
 pub fn base_code(kind: ActionKind) -> &'static str {
     match kind {
         ActionKind::OpenConsole => "CH1001",
+        ActionKind::GateStatus => "CH7001",
+        ActionKind::Authenticate => "CH7002",
         ActionKind::SearchTenants => "CH2001",
         ActionKind::OpenTenant => "CH2002",
         ActionKind::AuditList => "CH5001",
