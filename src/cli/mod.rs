@@ -7,6 +7,7 @@ mod bench;
 mod datamap;
 mod demo;
 mod output;
+mod session;
 mod tenants;
 
 use std::path::PathBuf;
@@ -14,8 +15,6 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::core::config::Config;
-use crate::core::console::Console;
-use crate::core::session::{Role, Session};
 
 #[derive(Debug, Parser)]
 #[command(name = "charon", version, about = "Pluto's administration console")]
@@ -23,6 +22,10 @@ pub struct Cli {
     /// Configuration file (else $CHARON_CONFIG, else $XDG_CONFIG_HOME/charon/config.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Pass the MFA gate with a security key through the ssh-agent
+    /// (SSH_AUTH_SOCK) instead of a YubiKey OTP read from standard input.
+    #[arg(long, global = true)]
+    pub agent: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -113,7 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Demo(args) => demo::run(args).await,
         Command::Tui => {
             let config = Config::load(cli.config.as_deref())?;
-            let console = Console::connect(&config, os_session()?).await?;
+            let console = session::connect(&config).await?;
             crate::tui::run(
                 console,
                 crate::tui::TuiOptions {
@@ -138,7 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Tenants(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
-            let console = Console::connect(&config, os_session()?).await?;
+            let console = session::open(&config, cli.agent).await?;
             tenants::run(&console, cmd).await
         }
         Command::Migrate => {
@@ -156,7 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Audit(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
-            let console = Console::connect(&config, os_session()?).await?;
+            let console = session::open(&config, cli.agent).await?;
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
             Ok(match cmd {
                 AuditCommand::Verify { from, checkpoint } => {
@@ -184,21 +187,4 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             datamap::check(&pool, map.as_deref(), json).await
         }
     }
-}
-
-/// The session of the OS account running charon (real uid, passwd database).
-/// Until operators and MFA are in the console database, a configured
-/// (non-demo) session runs with the support role.
-fn os_session() -> anyhow::Result<Session> {
-    let uid = nix::unistd::getuid();
-    let user = nix::unistd::User::from_uid(uid)?.ok_or_else(|| {
-        anyhow::anyhow!("the running account (uid {uid}) is not in the passwd database")
-    })?;
-    Ok(Session {
-        id: uuid::Uuid::new_v4(),
-        operator: user.name,
-        role: Role::Support,
-        demo: false,
-        key_id: None,
-    })
 }

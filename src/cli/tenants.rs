@@ -25,7 +25,6 @@ pub enum TenantsCommand {
 }
 
 pub async fn run(console: &Console, cmd: TenantsCommand) -> anyhow::Result<i32> {
-    console.dispatch(Action::OpenConsole).await?;
     match cmd {
         TenantsCommand::Search { query, json } => {
             let Reply::Tenants(hits) = console.dispatch(Action::SearchTenants { query }).await?

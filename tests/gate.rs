@@ -1,0 +1,380 @@
+//! Operators, roles and the MFA gate at the dispatch point: nothing but the
+//! gate before it, the permission table for every role and action, roles read
+//! from the database on every action, the idle timeout, and the CLI reading a
+//! real OTP from standard input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use charon::core::Error;
+use charon::core::action::{Action, ActionKind, GateInput, Reply};
+use charon::core::audit::{self, AuditFilter, AuditKey, ExportDest, ExportFormat, Outcome};
+use charon::core::config::Config;
+use charon::core::console::{Console, allowed};
+use charon::core::mfa::otp::{self, AesKey, OtpToken, PrivateId};
+use charon::core::secrets::MasterKey;
+use charon::core::session::{Role, Session};
+use charon::core::{keys, operators};
+use common::TestDb;
+use uuid::Uuid;
+
+struct Setup {
+    pluto: TestDb,
+    console_db: TestDb,
+    config: Config,
+}
+
+async fn setup(prefix: &str) -> Setup {
+    let pluto = TestDb::pluto(&format!("{prefix}_p")).await;
+    sqlx::query("INSERT INTO businesses (id, name, plan, country, created_at) VALUES ($1, 'Acme Plumbing', 'pro', 'US', now())")
+        .bind(Uuid::new_v4())
+        .execute(&pluto.pool)
+        .await
+        .unwrap();
+    let console_db = TestDb::new(&format!("{prefix}_c")).await;
+    charon::core::db::migrate_console(&console_db.pool)
+        .await
+        .unwrap();
+    let config = Config::demo(pluto.url.clone(), console_db.url.clone());
+    Setup {
+        pluto,
+        console_db,
+        config,
+    }
+}
+
+impl Setup {
+    fn console(&self, session: Session) -> Console {
+        Console::from_pools(
+            &self.config,
+            session,
+            self.pluto.pool.clone(),
+            self.console_db.pool.clone(),
+            AuditKey::generate().unwrap(),
+        )
+        .unwrap()
+    }
+
+    async fn demo(&self, role: Role) -> Console {
+        let c = self.console(Session::demo(role));
+        c.dispatch(Action::Authenticate(GateInput::DemoRole(role)))
+            .await
+            .unwrap();
+        c
+    }
+
+    async fn last_entry(&self) -> audit::AuditRecord {
+        audit::list(&self.console_db.pool, &AuditFilter::default(), None, 1)
+            .await
+            .unwrap()
+            .entries
+            .remove(0)
+    }
+}
+
+/// One concrete action of every kind.
+fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
+    match kind {
+        ActionKind::OpenConsole => Action::OpenConsole,
+        ActionKind::GateStatus => Action::GateStatus,
+        ActionKind::Authenticate => Action::Authenticate(GateInput::Otp("x".into())),
+        ActionKind::SearchTenants => Action::SearchTenants {
+            query: "acme".into(),
+        },
+        ActionKind::OpenTenant => Action::OpenTenant {
+            business_id: Uuid::new_v4(),
+        },
+        ActionKind::AuditList => Action::AuditList {
+            filter: AuditFilter::default(),
+            before: None,
+        },
+        ActionKind::AuditShow => Action::AuditShow { seq: 1 },
+        ActionKind::AuditVerify => Action::AuditVerify {
+            from: None,
+            checkpoint: None,
+        },
+        ActionKind::AuditExport => Action::AuditExport {
+            since: None,
+            until: None,
+            format: ExportFormat::Jsonl,
+            dest: ExportDest::File(dir.join("export.jsonl")),
+        },
+        ActionKind::AuditCheckpoint => Action::AuditCheckpoint {
+            path: dir.join("checkpoint.json"),
+        },
+    }
+}
+
+#[tokio::test]
+async fn nothing_but_the_gate_before_it_and_the_refusal_is_audited() {
+    let s = setup("gate").await;
+    let c = s.console(Session::demo(Role::Support));
+    c.dispatch(Action::OpenConsole).await.unwrap();
+    let Reply::Gate(g) = c.dispatch(Action::GateStatus).await.unwrap() else {
+        panic!("no gate status")
+    };
+    assert_eq!(g.demo_roles.len(), 5);
+    let e = c
+        .dispatch(Action::SearchTenants {
+            query: "acme".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::MfaRequired(_)), "{e}");
+    let last = s.last_entry().await;
+    assert_eq!(last.entry.action, "tenant.search");
+    assert_eq!(last.entry.outcome, Outcome::Denied);
+    assert_eq!(last.entry.error.as_deref(), Some("mfa_required"));
+
+    let Reply::Authenticated(info) = c
+        .dispatch(Action::Authenticate(GateInput::DemoRole(Role::Support)))
+        .await
+        .unwrap()
+    else {
+        panic!("not authenticated")
+    };
+    assert_eq!(
+        (info.operator.as_str(), info.role),
+        ("demo-support", Role::Support)
+    );
+    assert!(
+        c.session().key_id.is_some(),
+        "the session records the key used"
+    );
+    let Reply::Tenants(hits) = c
+        .dispatch(Action::SearchTenants {
+            query: "acme".into(),
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("no hits")
+    };
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        s.last_entry().await.entry.key_id,
+        c.session().key_id,
+        "every entry names the key the session was opened with"
+    );
+}
+
+#[tokio::test]
+async fn every_role_times_every_action_follows_the_permission_table() {
+    let s = setup("matrix").await;
+    let dir = tempfile::tempdir().unwrap();
+    for role in Role::ALL {
+        let c = s.demo(role).await;
+        for kind in ActionKind::ALL {
+            if kind == ActionKind::Authenticate {
+                continue; // the gate itself: allowed for all, tested above
+            }
+            let result = c.dispatch(sample(kind, dir.path())).await;
+            let refused = matches!(result, Err(Error::Forbidden(_)));
+            assert_eq!(
+                refused,
+                !allowed(role, kind),
+                "{role} × {}: {result:?}",
+                kind.as_str()
+            );
+            let entries = audit::list(&s.console_db.pool, &AuditFilter::default(), None, 3)
+                .await
+                .unwrap()
+                .entries;
+            let mine = entries
+                .iter()
+                .find(|e| e.entry.action == kind.as_str())
+                .unwrap_or_else(|| panic!("{role} × {} not audited", kind.as_str()));
+            if refused {
+                assert_eq!(
+                    mine.entry.outcome,
+                    Outcome::Denied,
+                    "{role} × {}",
+                    kind.as_str()
+                );
+                assert_eq!(mine.entry.role, role.as_str());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_role_is_read_from_the_database_on_every_action() {
+    let s = setup("rerole").await;
+    let c = s.demo(Role::Support).await;
+    let list = || Action::AuditList {
+        filter: AuditFilter::default(),
+        before: None,
+    };
+    assert!(matches!(c.dispatch(list()).await, Err(Error::Forbidden(_))));
+    operators::set_role(&s.console_db.pool, "demo-support", Role::Auditor)
+        .await
+        .unwrap();
+    assert!(matches!(
+        c.dispatch(list()).await.unwrap(),
+        Reply::AuditPage(_)
+    ));
+    assert_eq!(c.info().role, Role::Auditor, "the status bar follows");
+    // Locked in the database: refused at once, whatever the session thinks.
+    operators::lock(&s.console_db.pool, "demo-support")
+        .await
+        .unwrap();
+    let e = c.dispatch(list()).await.unwrap_err();
+    assert!(e.to_string().contains("locked"), "{e}");
+}
+
+#[tokio::test]
+async fn an_idle_session_goes_back_to_the_gate() {
+    let mut s = setup("idle").await;
+    s.config.timeouts.idle = Duration::from_millis(300);
+    let c = s.demo(Role::Support).await;
+    let search = || Action::SearchTenants {
+        query: "acme".into(),
+    };
+    c.dispatch(search()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let e = c.dispatch(search()).await.unwrap_err();
+    assert!(matches!(e, Error::MfaRequired(_)), "{e}");
+    assert!(e.to_string().contains("idle"), "{e}");
+    c.dispatch(Action::Authenticate(GateInput::DemoRole(Role::Support)))
+        .await
+        .unwrap();
+    c.dispatch(search()).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_account_without_an_operator_row_is_refused_and_audited() {
+    let s = setup("noop").await;
+    let c = s.console(Session {
+        id: Uuid::new_v4(),
+        operator: "mallory".into(),
+        role: Role::Admin,
+        demo: false,
+        key_id: None,
+    });
+    let e = c.dispatch(Action::OpenConsole).await.unwrap_err();
+    assert!(e.to_string().contains("not a charon operator"), "{e}");
+    let last = s.last_entry().await;
+    assert_eq!(
+        (last.entry.action.as_str(), last.entry.outcome),
+        ("console.open", Outcome::Denied)
+    );
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM console_sessions")
+        .fetch_one(&s.console_db.pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0);
+    // A demo role is no way in for a real session: software keys belong to the demo.
+    let mut config = s.config.clone();
+    config.mfa.allow_software_keys = false;
+    let real = Console::from_pools(
+        &config,
+        Session::demo(Role::Admin),
+        s.pluto.pool.clone(),
+        s.console_db.pool.clone(),
+        AuditKey::generate().unwrap(),
+    )
+    .unwrap();
+    let e = real
+        .dispatch(Action::Authenticate(GateInput::DemoRole(Role::Admin)))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("software keys are disabled"), "{e}");
+}
+
+/// The binary, as an operator runs it from a script: the OTP on stdin.
+#[tokio::test]
+async fn the_cli_reads_an_otp_from_stdin_and_refuses_a_replay() {
+    let s = setup("cliotp").await;
+    let login = operators::os_account().unwrap();
+    operators::bootstrap(&s.console_db.pool, &login, "CI Admin")
+        .await
+        .unwrap();
+    let master = [7u8; 32];
+    let aes = AesKey::new([0x11; 16]);
+    let private_id = PrivateId::new([1, 2, 3, 4, 5, 6]);
+    let public_id = "cccccbhkevbl";
+    keys::enroll_otp(
+        &s.console_db.pool,
+        &MasterKey::new(master),
+        &login,
+        "ci key",
+        public_id,
+        &aes,
+        &private_id,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "environment = \"ci\"\npluto_url = \"{}\"\nconsole_url = \"{}\"\n",
+            s.pluto.url.expose(),
+            s.console_db.url.expose()
+        ),
+    )
+    .unwrap();
+    let otp = |use_: u8| {
+        otp::generate_otp(
+            public_id,
+            &aes,
+            &OtpToken {
+                private_id: PrivateId::new([1, 2, 3, 4, 5, 6]),
+                usage_counter: 3,
+                timestamp: 1000 + u32::from(use_),
+                session_use: use_,
+                random: 77,
+            },
+        )
+        .unwrap()
+    };
+    let run = |stdin: String| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_charon"))
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "tenants",
+                "search",
+                "acme",
+            ])
+            .env("CHARON_AUDIT_KEY", "ab".repeat(32))
+            .env("CHARON_MASTER_KEY", hex::encode(master))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{stdin}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let first = otp(1);
+    let (code, out, err) = run(first.clone());
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("Acme Plumbing"), "{out}");
+    let (code, out, err) = run(first.clone());
+    assert_ne!(code, Some(0));
+    assert!(!out.contains("Acme"), "{out}");
+    assert!(err.contains("replayed"), "{err}");
+    assert!(err.contains("attempts left"), "{err}");
+    assert!(!err.contains(&first), "the OTP is never echoed: {err}");
+    let (code, _, err) = run("not-an-otp".into());
+    assert_ne!(code, Some(0));
+    assert!(err.contains("modhex") || err.contains("length"), "{err}");
+    let (code, out, _) = run(otp(2));
+    assert_eq!(code, Some(0), "a fresh OTP works again: {out}");
+}
