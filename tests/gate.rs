@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use charon::core::Error;
 use charon::core::action::{Action, ActionKind, GateInput, Reply};
+use charon::core::admin::Enrolment;
 use charon::core::audit::{self, AuditFilter, AuditKey, ExportDest, ExportFormat, Outcome};
 use charon::core::config::Config;
 use charon::core::console::{Console, allowed};
@@ -106,6 +107,42 @@ fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
         ActionKind::AuditCheckpoint => Action::AuditCheckpoint {
             path: dir.join("checkpoint.json"),
         },
+        ActionKind::Bootstrap => Action::Bootstrap {
+            login: "newadmin".into(),
+            display_name: "New".into(),
+            key: Enrolment::OtpServer {
+                public_id: "cccccccccccb".into(),
+            },
+        },
+        ActionKind::OperatorList => Action::OperatorList,
+        ActionKind::OperatorAdd => Action::OperatorAdd {
+            login: format!("op{}", dir.to_string_lossy().len()),
+            display_name: "Op".into(),
+            role: Role::Support,
+        },
+        ActionKind::OperatorSetRole => Action::OperatorSetRole {
+            login: "nobody".into(),
+            role: Role::Sre,
+        },
+        ActionKind::OperatorLock => Action::OperatorLock {
+            login: "nobody".into(),
+        },
+        ActionKind::OperatorUnlock => Action::OperatorUnlock {
+            login: "nobody".into(),
+        },
+        ActionKind::OperatorRemove => Action::OperatorRemove {
+            login: "nobody".into(),
+        },
+        ActionKind::KeyEnroll => Action::KeyEnroll {
+            login: "nobody".into(),
+            label: "k".into(),
+            key: Enrolment::OtpServer {
+                public_id: "cccccccccccd".into(),
+            },
+        },
+        ActionKind::KeyList => Action::KeyList { login: None },
+        ActionKind::KeyRevoke => Action::KeyRevoke { id: Uuid::new_v4() },
+        ActionKind::KeyVerify => Action::KeyVerify(GateInput::Otp("x".into())),
     }
 }
 

@@ -2,6 +2,7 @@
 //! `demo` and `tui` open the terminal UI; the other commands are for scripts
 //! and cron and print text or `--json`.
 
+mod admin;
 pub mod audit;
 mod bench;
 mod datamap;
@@ -59,6 +60,20 @@ pub enum Command {
     /// The data map: which Pluto columns hold personal data.
     #[command(subcommand)]
     Datamap(DatamapCommand),
+    /// Operators of the console (admin role; `bootstrap` for the first admin).
+    Operator {
+        #[command(subcommand)]
+        cmd: admin::OperatorCommand,
+        #[command(flatten)]
+        secret: admin::OtpSecret,
+    },
+    /// Hardware keys of operators (admin role).
+    Key {
+        #[command(subcommand)]
+        cmd: admin::KeyCommand,
+        #[command(flatten)]
+        secret: admin::OtpSecret,
+    },
     /// The audit log: verify the hash chain, write a checkpoint, export.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -157,6 +172,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Operator {
+            cmd: admin::OperatorCommand::Bootstrap { name, key },
+            secret,
+        } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let console = session::connect(&config).await?;
+            admin::bootstrap(&console, name, &key, &secret).await
+        }
+        Command::Operator { cmd, .. } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let console = session::open(&config, cli.agent).await?;
+            admin::operator(&console, cmd).await
+        }
+        Command::Key { cmd, secret } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let console = session::open(&config, cli.agent).await?;
+            admin::key(&console, cmd, &secret, cli.agent).await
+        }
         Command::Audit(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
             let console = session::open(&config, cli.agent).await?;

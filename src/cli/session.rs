@@ -55,7 +55,7 @@ pub async fn open(config: &Config, agent: bool) -> anyhow::Result<Console> {
     }
 }
 
-fn read_otp(prompts: &[String]) -> anyhow::Result<String> {
+pub(super) fn read_otp(prompts: &[String]) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         let mut err = std::io::stderr();

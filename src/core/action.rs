@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::core::admin::{AdminReply, Enrolment};
 use crate::core::audit::{
     AuditFilter, AuditPage, AuditRecord, Checkpoint, ExportDest, ExportFormat, Verdict,
 };
@@ -46,10 +47,54 @@ pub enum Action {
     GateStatus,
     /// Pass the MFA gate (or step up) with a factor.
     Authenticate(GateInput),
+    /// Create the first admin and their first key (only on an empty operator table).
+    Bootstrap {
+        login: String,
+        display_name: String,
+        key: Enrolment,
+    },
+    OperatorList,
+    OperatorAdd {
+        login: String,
+        display_name: String,
+        role: Role,
+    },
+    OperatorSetRole {
+        login: String,
+        role: Role,
+    },
+    OperatorLock {
+        login: String,
+    },
+    /// Unlock (and reset the failure count).
+    OperatorUnlock {
+        login: String,
+    },
+    /// Remove: the row stays for the audit log; the keys are revoked.
+    OperatorRemove {
+        login: String,
+    },
+    KeyEnroll {
+        login: String,
+        label: String,
+        key: Enrolment,
+    },
+    KeyList {
+        login: Option<String>,
+    },
+    KeyRevoke {
+        id: Uuid,
+    },
+    /// Check one factor and say which operator and key it matched, or why not.
+    KeyVerify(GateInput),
     /// Find tenants by name, business id, member e-mail or phone number.
-    SearchTenants { query: String },
+    SearchTenants {
+        query: String,
+    },
     /// Open one tenant's overview.
-    OpenTenant { business_id: Uuid },
+    OpenTenant {
+        business_id: Uuid,
+    },
     /// One page of the audit log, newest first: entries matching `filter`
     /// with `seq < before` (keyset pagination; `None` = from the newest).
     AuditList {
@@ -57,7 +102,9 @@ pub enum Action {
         before: Option<i64>,
     },
     /// One audit entry in full.
-    AuditShow { seq: i64 },
+    AuditShow {
+        seq: i64,
+    },
     /// Recompute the chain from `from` (default: the first entry), and
     /// compare the head with `checkpoint` when given.
     AuditVerify {
@@ -72,7 +119,9 @@ pub enum Action {
         dest: ExportDest,
     },
     /// Write the current head (seq, hash, time) to a file outside the database.
-    AuditCheckpoint { path: std::path::PathBuf },
+    AuditCheckpoint {
+        path: std::path::PathBuf,
+    },
 }
 
 /// The stable kind of an action: its name in logs, permissions and audit
@@ -82,6 +131,17 @@ pub enum ActionKind {
     OpenConsole,
     GateStatus,
     Authenticate,
+    Bootstrap,
+    OperatorList,
+    OperatorAdd,
+    OperatorSetRole,
+    OperatorLock,
+    OperatorUnlock,
+    OperatorRemove,
+    KeyEnroll,
+    KeyList,
+    KeyRevoke,
+    KeyVerify,
     SearchTenants,
     OpenTenant,
     AuditList,
@@ -94,10 +154,21 @@ pub enum ActionKind {
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 10] = [
+    pub const ALL: [ActionKind; 21] = [
         ActionKind::OpenConsole,
         ActionKind::GateStatus,
         ActionKind::Authenticate,
+        ActionKind::Bootstrap,
+        ActionKind::OperatorList,
+        ActionKind::OperatorAdd,
+        ActionKind::OperatorSetRole,
+        ActionKind::OperatorLock,
+        ActionKind::OperatorUnlock,
+        ActionKind::OperatorRemove,
+        ActionKind::KeyEnroll,
+        ActionKind::KeyList,
+        ActionKind::KeyRevoke,
+        ActionKind::KeyVerify,
         ActionKind::SearchTenants,
         ActionKind::OpenTenant,
         ActionKind::AuditList,
@@ -112,6 +183,17 @@ impl ActionKind {
             ActionKind::OpenConsole => "console.open",
             ActionKind::GateStatus => "mfa.status",
             ActionKind::Authenticate => "mfa.verify",
+            ActionKind::Bootstrap => "operator.bootstrap",
+            ActionKind::OperatorList => "operator.list",
+            ActionKind::OperatorAdd => "operator.add",
+            ActionKind::OperatorSetRole => "operator.set_role",
+            ActionKind::OperatorLock => "operator.lock",
+            ActionKind::OperatorUnlock => "operator.unlock",
+            ActionKind::OperatorRemove => "operator.remove",
+            ActionKind::KeyEnroll => "key.enroll",
+            ActionKind::KeyList => "key.list",
+            ActionKind::KeyRevoke => "key.revoke",
+            ActionKind::KeyVerify => "key.verify",
             ActionKind::SearchTenants => "tenant.search",
             ActionKind::OpenTenant => "tenant.open",
             ActionKind::AuditList => "audit.list",
@@ -133,6 +215,17 @@ impl Action {
             Action::OpenConsole => ActionKind::OpenConsole,
             Action::GateStatus => ActionKind::GateStatus,
             Action::Authenticate(_) => ActionKind::Authenticate,
+            Action::Bootstrap { .. } => ActionKind::Bootstrap,
+            Action::OperatorList => ActionKind::OperatorList,
+            Action::OperatorAdd { .. } => ActionKind::OperatorAdd,
+            Action::OperatorSetRole { .. } => ActionKind::OperatorSetRole,
+            Action::OperatorLock { .. } => ActionKind::OperatorLock,
+            Action::OperatorUnlock { .. } => ActionKind::OperatorUnlock,
+            Action::OperatorRemove { .. } => ActionKind::OperatorRemove,
+            Action::KeyEnroll { .. } => ActionKind::KeyEnroll,
+            Action::KeyList { .. } => ActionKind::KeyList,
+            Action::KeyRevoke { .. } => ActionKind::KeyRevoke,
+            Action::KeyVerify(_) => ActionKind::KeyVerify,
             Action::SearchTenants { .. } => ActionKind::SearchTenants,
             Action::OpenTenant { .. } => ActionKind::OpenTenant,
             Action::AuditList { .. } => ActionKind::AuditList,
@@ -150,7 +243,18 @@ impl Action {
             Action::SearchTenants { .. }
             | Action::OpenConsole
             | Action::GateStatus
-            | Action::Authenticate(_) => None,
+            | Action::Authenticate(_)
+            | Action::Bootstrap { .. }
+            | Action::OperatorList
+            | Action::OperatorAdd { .. }
+            | Action::OperatorSetRole { .. }
+            | Action::OperatorLock { .. }
+            | Action::OperatorUnlock { .. }
+            | Action::OperatorRemove { .. }
+            | Action::KeyEnroll { .. }
+            | Action::KeyList { .. }
+            | Action::KeyRevoke { .. }
+            | Action::KeyVerify(_) => None,
             Action::AuditList { filter, .. } => filter.tenant,
             Action::AuditShow { .. }
             | Action::AuditVerify { .. }
@@ -167,6 +271,14 @@ pub enum Reply {
     Gate(GateStatus),
     /// The gate passed; the status bar shows the (possibly new) operator and role.
     Authenticated(ConsoleInfo),
+    Admin(AdminReply),
+    /// `key verify`: the factor matched this operator's key.
+    KeyVerified {
+        login: String,
+        key_id: Uuid,
+        label: String,
+        factor: String,
+    },
     Tenants(Vec<TenantHit>),
     Tenant(Box<TenantDetail>),
     AuditPage(AuditPage),

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 
 use crate::core::action::{Action, ActionKind, GateInput, Reply};
+use crate::core::admin::{self, AdminReply};
 use crate::core::audit::mirror::Mirror;
 use crate::core::audit::{self, AuditKey, AuditRecord, ExportDest, NewEntry, Outcome, Verdict};
 use crate::core::audit::{VerifyProgress, event_code};
@@ -81,11 +82,33 @@ pub struct Console {
     demo_keys: Arc<Vec<(Role, SoftwareKey)>>,
 }
 
-/// Actions that may run before the MFA gate is passed.
+/// Actions that may run before the MFA gate is passed. (Bootstrap works
+/// only on an empty operator table, when there is no key to ask for.)
 fn before_gate(kind: ActionKind) -> bool {
     matches!(
         kind,
-        ActionKind::OpenConsole | ActionKind::GateStatus | ActionKind::Authenticate
+        ActionKind::OpenConsole
+            | ActionKind::GateStatus
+            | ActionKind::Authenticate
+            | ActionKind::Bootstrap
+    )
+}
+
+/// Actions that need a fresh touch (step-up) when the last one is older
+/// than the configured window: every admin action.
+pub fn needs_step_up(kind: ActionKind) -> bool {
+    matches!(
+        kind,
+        ActionKind::OperatorList
+            | ActionKind::OperatorAdd
+            | ActionKind::OperatorSetRole
+            | ActionKind::OperatorLock
+            | ActionKind::OperatorUnlock
+            | ActionKind::OperatorRemove
+            | ActionKind::KeyEnroll
+            | ActionKind::KeyList
+            | ActionKind::KeyRevoke
+            | ActionKind::KeyVerify
     )
 }
 
@@ -96,7 +119,20 @@ const GATE_ACTION: &[u8] = b"charon: open a console session";
 /// Which roles may run which action. Every dispatch checks it.
 pub fn allowed(role: Role, kind: ActionKind) -> bool {
     match kind {
-        ActionKind::OpenConsole | ActionKind::GateStatus | ActionKind::Authenticate => true,
+        ActionKind::OpenConsole
+        | ActionKind::GateStatus
+        | ActionKind::Authenticate
+        | ActionKind::Bootstrap => true,
+        ActionKind::OperatorList
+        | ActionKind::OperatorAdd
+        | ActionKind::OperatorSetRole
+        | ActionKind::OperatorLock
+        | ActionKind::OperatorUnlock
+        | ActionKind::OperatorRemove
+        | ActionKind::KeyEnroll
+        | ActionKind::KeyList
+        | ActionKind::KeyRevoke
+        | ActionKind::KeyVerify => role == Role::Admin,
         ActionKind::SearchTenants | ActionKind::OpenTenant => matches!(
             role,
             Role::Support | Role::Compliance | Role::Sre | Role::Auditor | Role::Admin
@@ -299,6 +335,21 @@ impl Console {
             return (session.role, Some(Error::MfaRequired(why.into())));
         }
         debug_assert!(!demo_before_choice);
+        if needs_step_up(kind) {
+            let fresh = self
+                .state()
+                .passed_at
+                .is_some_and(|t| t.elapsed() <= self.auth.step_up_window());
+            if !fresh {
+                return (
+                    session.role,
+                    Some(Error::MfaRequired(format!(
+                        "{} needs a fresh touch of your key (step-up)",
+                        kind.as_str()
+                    ))),
+                );
+            }
+        }
         let role = match operators::resolve(&self.console, &session.operator).await {
             Ok(op) => op.role,
             Err(e) => return (session.role, Some(e)),
@@ -479,7 +530,47 @@ impl Console {
                     "demo": session.demo,
                 });
             }
-            Action::GateStatus => {}
+            Action::GateStatus | Action::OperatorList => {}
+            Action::Bootstrap { login, key, .. } => {
+                e.target_table = Some("operators".into());
+                e.target_pk = Some(login.clone());
+                e.details = serde_json::json!({ "factor": key.factor() });
+            }
+            Action::OperatorAdd { login, role, .. } | Action::OperatorSetRole { login, role } => {
+                e.target_table = Some("operators".into());
+                e.target_pk = Some(login.clone());
+                e.target_columns = vec!["role".into()];
+                e.details = serde_json::json!({ "role": role.as_str() });
+            }
+            Action::OperatorLock { login }
+            | Action::OperatorUnlock { login }
+            | Action::OperatorRemove { login } => {
+                e.target_table = Some("operators".into());
+                e.target_pk = Some(login.clone());
+                e.target_columns = vec!["status".into()];
+            }
+            Action::KeyEnroll { login, key, .. } => {
+                e.target_table = Some("operator_keys".into());
+                e.details = serde_json::json!({ "login": login, "factor": key.factor() });
+            }
+            Action::KeyList { login } => {
+                e.target_table = Some("operator_keys".into());
+                e.details = serde_json::json!({ "login": login });
+            }
+            Action::KeyRevoke { id } => {
+                e.target_table = Some("operator_keys".into());
+                e.target_pk = Some(id.to_string());
+            }
+            Action::KeyVerify(input) => {
+                e.target_table = Some("operator_keys".into());
+                e.details = serde_json::json!({
+                    "factor": match input {
+                        GateInput::Otp(_) => "yubico_otp",
+                        GateInput::Agent => "sk",
+                        GateInput::DemoRole(_) => "software",
+                    },
+                });
+            }
             Action::Authenticate(input) => {
                 e.details = serde_json::json!({
                     "factor": match input {
@@ -545,6 +636,83 @@ impl Console {
     {
         match action {
             Action::GateStatus => Ok(Reply::Gate(self.gate_status().await?)),
+            Action::Bootstrap {
+                login,
+                display_name,
+                key,
+            } => {
+                let (op, _) = admin::bootstrap(
+                    &self.console,
+                    self.auth.master_key(),
+                    &login,
+                    &display_name,
+                    &key,
+                )
+                .await?;
+                Ok(Reply::Admin(AdminReply::Operator(op)))
+            }
+            Action::OperatorList => Ok(Reply::Admin(AdminReply::Operators(
+                operators::list(&self.console).await?,
+            ))),
+            Action::OperatorAdd {
+                login,
+                display_name,
+                role,
+            } => {
+                let by = self.session().operator;
+                Ok(Reply::Admin(AdminReply::Operator(
+                    operators::add(&self.console, &by, &login, &display_name, role).await?,
+                )))
+            }
+            Action::OperatorSetRole { login, role } => {
+                operators::set_role(&self.console, &login, role).await?;
+                Ok(done(format!("{login} is now {role}")))
+            }
+            Action::OperatorLock { login } => {
+                operators::lock(&self.console, &login).await?;
+                Ok(done(format!("{login} is locked")))
+            }
+            Action::OperatorUnlock { login } => {
+                operators::unlock(&self.console, &login).await?;
+                Ok(done(format!("{login} is unlocked")))
+            }
+            Action::OperatorRemove { login } => {
+                operators::remove(&self.console, &login).await?;
+                Ok(done(format!("{login} is removed and their keys revoked")))
+            }
+            Action::KeyEnroll { login, label, key } => Ok(Reply::Admin(AdminReply::Key(
+                admin::enroll(&self.console, self.auth.master_key(), &login, &label, &key).await?,
+            ))),
+            Action::KeyList { login } => Ok(Reply::Admin(AdminReply::Keys(
+                keys::list(&self.console, login.as_deref()).await?,
+            ))),
+            Action::KeyRevoke { id } => Ok(Reply::Admin(AdminReply::Key(
+                keys::revoke(&self.console, id).await?,
+            ))),
+            Action::KeyVerify(input) => {
+                let factor = match input {
+                    GateInput::Otp(otp) => FactorInput::Otp(otp),
+                    GateInput::Agent => FactorInput::Agent {
+                        socket: std::env::var_os("SSH_AUTH_SOCK")
+                            .ok_or_else(|| {
+                                Error::InvalidInput("no ssh-agent: SSH_AUTH_SOCK is not set".into())
+                            })?
+                            .into(),
+                    },
+                    GateInput::DemoRole(_) => {
+                        return Err(Error::InvalidInput(
+                            "key verify checks a hardware key, not a demo role".into(),
+                        ));
+                    }
+                };
+                let m = self.auth.key_verify(&self.console, factor).await?;
+                Ok(Reply::KeyVerified {
+                    login: m.login,
+                    key_id: m.key_id,
+                    label: m.label,
+                    factor: m.factor.as_str().to_string(),
+                })
+            }
             Action::Authenticate(input) => {
                 Ok(Reply::Authenticated(self.authenticate(input).await?))
             }
@@ -626,4 +794,8 @@ impl Console {
             }
         }
     }
+}
+
+fn done(what: String) -> Reply {
+    Reply::Admin(AdminReply::Done { what })
 }

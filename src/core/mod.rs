@@ -1,6 +1,7 @@
 //! The domain core. No terminal UI imports live below this module.
 
 pub mod action;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod config;
