@@ -415,3 +415,186 @@ async fn the_cli_reads_an_otp_from_stdin_and_refuses_a_replay() {
     let (code, out, _) = run(otp(2));
     assert_eq!(code, Some(0), "a fresh OTP works again: {out}");
 }
+
+/// The admin's whole path through the binary: bootstrap with the first key,
+/// then every admin command with an OTP on stdin, and `key verify`.
+#[tokio::test]
+async fn admin_cli_bootstrap_operators_and_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup("admincli").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "pluto_url = \"{}\"\nconsole_url = \"{}\"\n",
+            s.pluto.url.expose(),
+            s.console_db.url.expose()
+        ),
+    )
+    .unwrap();
+    let secret = dir.path().join("otp.secret");
+    std::fs::write(&secret, format!("{} {}\n", "22".repeat(16), "0a0b0c0d0e0f")).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let master = [9u8; 32];
+    let public_id = "cccccbhkevbr";
+    let aes = AesKey::new([0x22; 16]);
+    let mut counter = 0u8;
+    let mut next_otp = || {
+        counter += 1;
+        otp::generate_otp(
+            public_id,
+            &aes,
+            &OtpToken {
+                private_id: PrivateId::new([0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f]),
+                usage_counter: 1,
+                timestamp: 500 + u32::from(counter),
+                session_use: counter,
+                random: 1,
+            },
+        )
+        .unwrap()
+    };
+    let charon = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_charon"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .env("CHARON_AUDIT_KEY", "cd".repeat(32))
+            .env("CHARON_MASTER_KEY", hex::encode(master))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let me = operators::os_account().unwrap();
+    let secret_arg = secret.to_str().unwrap();
+    let boot = [
+        "operator",
+        "bootstrap",
+        "--name",
+        "First Admin",
+        "--otp-public-id",
+        public_id,
+        "--otp-secret-file",
+        secret_arg,
+    ];
+    let (code, out, err) = charon(&boot, "");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains(&me) && out.contains("admin"), "{out}");
+    // Only once.
+    let (code, _, err) = charon(&boot, "");
+    assert_ne!(code, Some(0));
+    assert!(err.contains("empty operator table"), "{err}");
+
+    let (code, out, err) = charon(
+        &[
+            "operator", "add", "alice", "--name", "Alice", "--role", "support",
+        ],
+        &format!("{}\n", next_otp()),
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (code, out, err) = charon(
+        &["operator", "list", "--json"],
+        &format!("{}\n", next_otp()),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let list: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let logins: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["login"].as_str().unwrap())
+        .collect();
+    assert!(
+        logins.contains(&"alice") && logins.contains(&me.as_str()),
+        "{out}"
+    );
+    let (code, _, err) = charon(
+        &["operator", "set-role", "alice", "root"],
+        &format!("{}\n", next_otp()),
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("unknown role"), "{err}");
+    let (code, out, _) = charon(&["operator", "lock", "alice"], &format!("{}\n", next_otp()));
+    assert_eq!(code, Some(0));
+    assert!(out.contains("locked"), "{out}");
+    let (code, out, _) = charon(&["key", "list"], &format!("{}\n", next_otp()));
+    assert_eq!(code, Some(0));
+    assert!(out.contains(public_id), "{out}");
+    assert!(!out.contains(&"22".repeat(16)), "no secret listed: {out}");
+    // key verify: the gate's OTP, then the OTP to check.
+    let gate = next_otp();
+    let check = next_otp();
+    let (code, out, err) = charon(&["key", "verify"], &format!("{gate}\n{check}\n"));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains(&format!("matched operator {me}")), "{out}");
+    // The same OTP again: refused, and the reason is named.
+    let (code, _, err) = charon(&["key", "verify"], &format!("{}\n{check}\n", next_otp()));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("replayed"), "{err}");
+
+    // Every one of these is in the audit log, and no secret is.
+    let rows: Vec<String> = sqlx::query_scalar("SELECT a::text FROM audit_log a ORDER BY seq")
+        .fetch_all(&s.console_db.pool)
+        .await
+        .unwrap();
+    let all = rows.join("\n");
+    for action in [
+        "operator.bootstrap",
+        "operator.add",
+        "operator.list",
+        "operator.lock",
+        "key.list",
+        "key.verify",
+    ] {
+        assert!(all.contains(action), "{action} not audited");
+    }
+    assert!(
+        !all.contains(&"22".repeat(16)) && !all.contains("0a0b0c0d0e0f"),
+        "secret in the audit log"
+    );
+    assert!(!all.contains(&check), "an OTP in the audit log");
+}
+
+#[tokio::test]
+async fn admin_actions_need_a_fresh_touch() {
+    let mut s = setup("stepup").await;
+    s.config.mfa.step_up_window = Duration::from_millis(300);
+    let c = s.demo(Role::Admin).await;
+    assert!(matches!(
+        c.dispatch(Action::OperatorList).await.unwrap(),
+        Reply::Admin(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let e = c.dispatch(Action::OperatorList).await.unwrap_err();
+    assert!(matches!(e, Error::MfaRequired(_)), "{e}");
+    assert!(e.to_string().contains("step-up"), "{e}");
+    // Non-admin actions are still open (the session is not idle).
+    c.dispatch(Action::SearchTenants {
+        query: "acme".into(),
+    })
+    .await
+    .unwrap();
+    c.dispatch(Action::Authenticate(GateInput::DemoRole(Role::Admin)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        c.dispatch(Action::OperatorList).await.unwrap(),
+        Reply::Admin(_)
+    ));
+}

@@ -77,14 +77,17 @@ pub enum KeyCommand {
     Verify,
 }
 
-/// One key, by factor.
+/// One key, by factor (exactly one of the four).
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
 pub struct KeyArgs {
     /// Yubico OTP checked offline: the 12-character modhex public id; the
     /// secret comes from --otp-secret-file.
-    #[arg(long, requires = "otp_secret_file")]
+    #[arg(long)]
     otp_public_id: Option<String>,
+    /// With --otp-public-id: a file of mode 0600 holding
+    /// `AES_KEY_HEX PRIVATE_ID_HEX` (never on the command line).
+    #[arg(long, value_name = "FILE")]
+    otp_secret_file: Option<PathBuf>,
     /// Yubico OTP checked by the configured validation server: the public id.
     #[arg(long)]
     otp_server_public_id: Option<String>,
@@ -96,18 +99,21 @@ pub struct KeyArgs {
     piv_certificate: Option<PathBuf>,
 }
 
-/// Not in the group: goes with --otp-public-id.
-#[derive(Debug, Args)]
-pub struct OtpSecret {
-    /// `AES_KEY_HEX PRIVATE_ID_HEX` in a file of mode 0600 (never on the command line).
-    #[arg(long, value_name = "FILE")]
-    pub otp_secret_file: Option<PathBuf>,
-}
-
 impl KeyArgs {
-    fn enrolment(&self, secret: &OtpSecret) -> anyhow::Result<Enrolment> {
+    fn enrolment(&self) -> anyhow::Result<Enrolment> {
+        let given = [
+            self.otp_public_id.is_some(),
+            self.otp_server_public_id.is_some(),
+            self.sk_public_key.is_some(),
+            self.piv_certificate.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            anyhow::bail!(
+                "name exactly one key: --otp-public-id (with --otp-secret-file), --otp-server-public-id, --sk-public-key or --piv-certificate"
+            );
+        }
         if let Some(public_id) = &self.otp_public_id {
-            let path = secret
+            let path = self
                 .otp_secret_file
                 .as_ref()
                 .context("--otp-public-id needs --otp-secret-file")?;
@@ -194,18 +200,13 @@ fn print(reply: Reply, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub async fn bootstrap(
-    console: &Console,
-    name: String,
-    key: &KeyArgs,
-    secret: &OtpSecret,
-) -> anyhow::Result<i32> {
+pub async fn bootstrap(console: &Console, name: String, key: &KeyArgs) -> anyhow::Result<i32> {
     let login = console.session().operator;
     let reply = console
         .dispatch(Action::Bootstrap {
             login,
             display_name: name,
-            key: key.enrolment(secret)?,
+            key: key.enrolment()?,
         })
         .await?;
     print(reply, false)
@@ -237,18 +238,13 @@ pub async fn operator(console: &Console, cmd: OperatorCommand) -> anyhow::Result
     print(console.dispatch(action).await?, json)
 }
 
-pub async fn key(
-    console: &Console,
-    cmd: KeyCommand,
-    secret: &OtpSecret,
-    agent: bool,
-) -> anyhow::Result<i32> {
+pub async fn key(console: &Console, cmd: KeyCommand, agent: bool) -> anyhow::Result<i32> {
     let (action, json) = match cmd {
         KeyCommand::Enroll { login, label, key } => (
             Action::KeyEnroll {
                 login,
                 label,
-                key: key.enrolment(secret)?,
+                key: key.enrolment()?,
             },
             false,
         ),

@@ -61,19 +61,11 @@ pub enum Command {
     #[command(subcommand)]
     Datamap(DatamapCommand),
     /// Operators of the console (admin role; `bootstrap` for the first admin).
-    Operator {
-        #[command(subcommand)]
-        cmd: admin::OperatorCommand,
-        #[command(flatten)]
-        secret: admin::OtpSecret,
-    },
+    #[command(subcommand)]
+    Operator(admin::OperatorCommand),
     /// Hardware keys of operators (admin role).
-    Key {
-        #[command(subcommand)]
-        cmd: admin::KeyCommand,
-        #[command(flatten)]
-        secret: admin::OtpSecret,
-    },
+    #[command(subcommand)]
+    Key(admin::KeyCommand),
     /// The audit log: verify the hash chain, write a checkpoint, export.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -172,23 +164,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Bench(cmd) => bench::run(cmd).await,
-        Command::Operator {
-            cmd: admin::OperatorCommand::Bootstrap { name, key },
-            secret,
-        } => {
+        Command::Operator(admin::OperatorCommand::Bootstrap { name, key }) => {
             let config = Config::load(cli.config.as_deref())?;
             let console = session::connect(&config).await?;
-            admin::bootstrap(&console, name, &key, &secret).await
+            admin::bootstrap(&console, name, &key).await
         }
-        Command::Operator { cmd, .. } => {
+        Command::Operator(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
             let console = session::open(&config, cli.agent).await?;
             admin::operator(&console, cmd).await
         }
-        Command::Key { cmd, secret } => {
+        Command::Key(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
             let console = session::open(&config, cli.agent).await?;
-            admin::key(&console, cmd, &secret, cli.agent).await
+            admin::key(&console, cmd, cli.agent).await
         }
         Command::Audit(cmd) => {
             let config = Config::load(cli.config.as_deref())?;

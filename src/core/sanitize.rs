@@ -79,12 +79,15 @@ mod tests {
 /// strings written as a `\uXXXX` escape: serde_json escapes C0 controls but
 /// passes C1, bidi and zero-width characters through raw.
 pub fn json_safe(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(is_unsafe) {
+    // serde_json escapes every C0 control inside strings, so a raw newline,
+    // tab or carriage return can only be structural whitespace: kept.
+    let unsafe_in_json = |c: char| is_unsafe(c) && !matches!(c, '\n' | '\t' | '\r');
+    if !json.chars().any(unsafe_in_json) {
         return Cow::Borrowed(json);
     }
     let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
-        if is_unsafe(c) {
+        if unsafe_in_json(c) {
             // Unsafe characters are all in the Basic Multilingual Plane.
             let _ = write!(out, "\\u{:04x}", c as u32);
         } else {
@@ -105,6 +108,17 @@ mod json_tests {
         let safe = json_safe(&json);
         assert!(!safe.chars().any(is_unsafe), "{safe}");
         let back: String = serde_json::from_str(&safe).unwrap_or_default();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn pretty_json_keeps_its_layout_and_stays_valid() {
+        let value = vec!["a\u{202e}b", "c\nd"];
+        let json = serde_json::to_string_pretty(&value).unwrap_or_default();
+        let safe = json_safe(&json);
+        assert!(safe.contains('\n'), "layout kept: {safe}");
+        assert!(!safe.contains('\u{202e}'), "{safe}");
+        let back: Vec<String> = serde_json::from_str(&safe).unwrap_or_default();
         assert_eq!(back, value);
     }
 }
