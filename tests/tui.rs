@@ -892,3 +892,352 @@ fn a_themes_dir_theme_can_be_chosen_from_the_palette() {
     app.update(special(KeyCode::Enter));
     assert_eq!(app.theme().name, "child");
 }
+
+// ---------------------------------------------------------------- audit
+
+use charon::core::audit::{AuditPage, AuditRecord, NewEntry, Outcome, Problem, Verdict};
+use charon::tui::screens::audit::{AuditDetailScreen, AuditScreen, VerifyState, parse_filter};
+
+fn record(seq: i64, operator: &str, action: &str, outcome: Outcome) -> AuditRecord {
+    AuditRecord {
+        seq,
+        at: at(2024, 6, 1) + chrono::Duration::seconds(seq),
+        entry: NewEntry {
+            operator: operator.into(),
+            role: "support".into(),
+            key_id: Some("cccccbhkevej".into()),
+            session_id: Uuid::from_u128(7),
+            event_code: "T1002I".into(),
+            action: action.into(),
+            tenant_id: Some(Uuid::from_u128(0xabc)),
+            target_table: Some("businesses".into()),
+            target_pk: Some("42".into()),
+            target_columns: vec!["name".into()],
+            reason: None,
+            outcome,
+            error: None,
+            details: serde_json::json!({"query_kind": "name", "len": 4}),
+        },
+        prev_hash: [0x11; 32],
+        hash: [0xab; 32],
+    }
+}
+
+fn page(from: i64, n: i64, next: Option<i64>) -> Reply {
+    Reply::AuditPage(AuditPage {
+        entries: (0..n)
+            .map(|i| record(from - i, "alice", "tenant.search", Outcome::Allowed))
+            .collect(),
+        next_before: next,
+    })
+}
+
+fn audit_list(cmds: &[Command]) -> (RequestId, Option<i64>, charon::core::audit::AuditFilter) {
+    match cmds {
+        [
+            Command::Run {
+                id,
+                action: Action::AuditList { filter, before },
+            },
+        ] => (*id, *before, filter.clone()),
+        other => panic!("expected one AuditList, got {other:?}"),
+    }
+}
+
+fn loaded_audit(n: i64, next: Option<i64>) -> AuditScreen {
+    let mut s = AuditScreen::new();
+    let (id, before, _) = audit_list(&s.start());
+    assert_eq!(before, None);
+    s.update(&done(id, page(100, n, next)));
+    s
+}
+
+#[test]
+fn audit_screen_renders_a_page_newest_first() {
+    let s = loaded_audit(3, None);
+    let screen = text(&render_screen(&s, 140, 12));
+    for needle in [
+        "Seq",
+        "Operator",
+        "Outcome",
+        "100",
+        "alice",
+        "tenant.search",
+        "T1002I",
+        "allowed",
+        "support",
+    ] {
+        assert!(screen.contains(needle), "{needle}: {screen}");
+    }
+    let first = screen.find("100").unwrap();
+    let last = screen.find(" 98 ").unwrap();
+    assert!(first < last, "{screen}");
+    insta::assert_snapshot!("audit", text(&render_screen(&s, 120, 8)));
+}
+
+#[test]
+fn audit_paging_asks_with_before_at_the_end_of_the_list() {
+    let mut s = loaded_audit(3, Some(98));
+    assert!(s.update(&key('j')).is_empty());
+    let (id, before, _) = audit_list(&s.update(&key('j')));
+    assert_eq!(before, Some(98));
+    // While the page is loading no second request goes out.
+    assert!(s.update(&key('G')).is_empty());
+    s.update(&done(id, page(97, 2, None)));
+    assert_eq!(s.entries().len(), 5);
+    assert_eq!(s.entries()[4].seq, 96);
+    // Last page: nothing more asked.
+    s.update(&key('G'));
+    assert!(s.update(&key('j')).is_empty());
+}
+
+#[test]
+fn audit_filter_line_is_parsed_and_reloads() {
+    let f = parse_filter(&format!(
+        "op:alice action:tenant.search outcome:denied tenant:{} since:2024-01-01 until:2024-01-31",
+        Uuid::from_u128(5)
+    ))
+    .unwrap();
+    assert_eq!(f.operator.as_deref(), Some("alice"));
+    assert_eq!(f.action.as_deref(), Some("tenant.search"));
+    assert_eq!(f.outcome, Some(Outcome::Denied));
+    assert_eq!(f.tenant, Some(Uuid::from_u128(5)));
+    assert_eq!(
+        f.since,
+        Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap())
+    );
+    assert_eq!(
+        f.until,
+        Some(Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap())
+    );
+    assert!(
+        parse_filter("outcome:maybe")
+            .unwrap_err()
+            .contains("bad outcome")
+    );
+    assert!(
+        parse_filter("colour:red")
+            .unwrap_err()
+            .contains("unknown filter key")
+    );
+    assert!(parse_filter("alice").is_err());
+    assert_eq!(parse_filter("  ").unwrap(), Default::default());
+
+    let mut s = loaded_audit(3, None);
+    s.update(&key('/'));
+    assert_eq!(s.context(), keymap::Context::AuditFilter);
+    assert!(typed(&mut s, "op:bob outcome:denied").is_empty());
+    let (_, before, filter) = audit_list(&s.update(&special(KeyCode::Enter)));
+    assert_eq!(before, None);
+    assert_eq!(filter.operator.as_deref(), Some("bob"));
+    assert_eq!(filter.outcome, Some(Outcome::Denied));
+    assert!(text(&render_screen(&s, 100, 10)).contains("filter: op:bob outcome:denied"));
+    // A bad filter is reported and the line stays open.
+    s.update(&key('/'));
+    typed(&mut s, " nope");
+    assert!(
+        matches!(s.update(&special(KeyCode::Enter)).as_slice(), [Command::Error(m)] if m.contains("not key:value"))
+    );
+    assert_eq!(s.context(), keymap::Context::AuditFilter);
+}
+
+#[test]
+fn audit_enter_shows_the_entry_in_full() {
+    let mut s = loaded_audit(3, None);
+    s.update(&key('j'));
+    let cmds = s.update(&special(KeyCode::Enter));
+    let (id, mut detail) = match cmds.into_iter().collect::<Vec<_>>().as_mut_slice() {
+        [
+            Command::Push(_),
+            Command::Run {
+                id,
+                action: Action::AuditShow { seq },
+            },
+        ] => {
+            assert_eq!(*seq, 99);
+            (*id, AuditDetailScreen::loading(99, *id))
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(text(&render_screen(&detail, 100, 30)).contains("loading"));
+    detail.update(&done(
+        id,
+        Reply::AuditEntry(Box::new(record(
+            99,
+            "alice",
+            "tenant.open",
+            Outcome::Denied,
+        ))),
+    ));
+    let screen = text(&render_screen(&detail, 100, 30));
+    for needle in [
+        "Audit entry 99",
+        "cccccbhkevej",
+        "businesses",
+        "denied",
+        &"11".repeat(32),
+        &"ab".repeat(32),
+        "\"query_kind\": \"name\"",
+        "00000000-0000-0000-0000-000000000abc",
+    ] {
+        assert!(screen.contains(needle), "{needle}: {screen}");
+    }
+    assert!(matches!(
+        detail.update(&special(KeyCode::Esc)).as_slice(),
+        [Command::Pop]
+    ));
+}
+
+#[test]
+fn audit_verify_shows_a_gauge_then_the_verdict() {
+    for (verdict, needle, meaning) in [
+        (
+            Verdict::Intact {
+                from: 1,
+                to: 100,
+                entries: 100,
+            },
+            "chain intact",
+            Meaning::Ok,
+        ),
+        (
+            Verdict::Broken {
+                seq: 42,
+                problem: Problem::Changed { or_bad_key: false },
+            },
+            "chain BROKEN at seq 42",
+            Meaning::Danger,
+        ),
+    ] {
+        let mut s = loaded_audit(3, None);
+        let id = match s.update(&key('v')).as_slice() {
+            [
+                Command::Run {
+                    id,
+                    action:
+                        Action::AuditVerify {
+                            from: None,
+                            checkpoint: None,
+                        },
+                },
+            ] => *id,
+            other => panic!("{other:?}"),
+        };
+        s.update(&Msg::Progress {
+            id,
+            done: 50,
+            total: 100,
+        });
+        assert_eq!(
+            s.verify_state(),
+            &VerifyState::Running {
+                id,
+                done: 50,
+                total: 100
+            }
+        );
+        let screen = text(&render_screen(&s, 100, 10));
+        assert!(screen.contains("verifying 50/100"), "{screen}");
+        // Progress of another request is ignored.
+        s.update(&Msg::Progress {
+            id: RequestId::next(),
+            done: 1,
+            total: 100,
+        });
+        assert!(text(&render_screen(&s, 100, 10)).contains("verifying 50/100"));
+        s.update(&done(id, Reply::AuditVerdict(verdict.clone())));
+        let buf = render_screen(&s, 100, 10);
+        let screen = text(&buf);
+        let line = screen.lines().last().unwrap();
+        assert!(line.contains(needle), "{screen}");
+        assert!(line.contains(&verdict.to_string()[..10]), "{line}");
+        assert_eq!(buf[(0, 9)].fg, theme().style(meaning).fg.unwrap());
+    }
+}
+
+#[test]
+fn audit_hostile_strings_are_rendered_escaped() {
+    let mut r = record(5, "ev\u{1b}[31mil", "tenant.search\u{7}", Outcome::Failed);
+    r.entry.role = "a\u{202e}dmin".into();
+    r.entry.reason = Some("line\nbreak\u{1b}]52;c;AAAA\u{7}".into());
+    r.entry.details = serde_json::json!({"x": "\u{1b}[2J"});
+    let mut s = AuditScreen::new();
+    let (id, _, _) = audit_list(&s.start());
+    s.update(&done(
+        id,
+        Reply::AuditPage(AuditPage {
+            entries: vec![r.clone()],
+            next_before: None,
+        }),
+    ));
+    let d = AuditDetailScreen::loaded(r);
+    for screen in [
+        text(&render_screen(&s, 140, 10)),
+        text(&render_screen(&d, 120, 40)),
+    ] {
+        assert!(!screen.contains('\u{1b}'), "{screen:?}");
+        assert!(!screen.contains('\u{7}'), "{screen:?}");
+        assert!(!screen.contains('\u{202e}'), "{screen:?}");
+    }
+}
+
+#[test]
+fn audit_is_reached_from_the_palette_by_auditors_only() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    app.update(special(KeyCode::Esc));
+    app.update(key(':'));
+    typed_app(&mut app, "audit");
+    assert!(app.update(special(KeyCode::Enter)).is_empty());
+    assert_eq!(app.stack_names(), ["search"]);
+    let (level, msg) = app.message().unwrap();
+    assert_eq!(*level, Level::Error);
+    assert!(
+        msg.contains("auditor and admin") && msg.contains("support"),
+        "{msg}"
+    );
+
+    let mut i = info(false);
+    i.role = Role::Auditor;
+    let mut app = App::new(i, ThemeSet::bundled_only(), theme());
+    app.update(special(KeyCode::Esc));
+    app.update(key(':'));
+    typed_app(&mut app, "audit");
+    let effects = app.update(special(KeyCode::Enter));
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [Effect::Run {
+                action: Action::AuditList { before: None, .. },
+                ..
+            }]
+        ),
+        "{effects:?}"
+    );
+    assert_eq!(app.stack_names(), ["search", "audit"]);
+    let screen = text(&render_app(&app, 100, 12));
+    assert!(screen.contains("Audit log"), "{screen}");
+    // Help lists the audit keys.
+    app.update(key('?'));
+    let screen = text(&render_app(&app, 140, 40));
+    assert!(screen.contains("verify the hash chain"), "{screen}");
+}
+
+fn typed_app(app: &mut App, s: &str) {
+    for c in s.chars() {
+        app.update(key(c));
+    }
+}
+
+#[test]
+fn audit_screens_at_40x12_do_not_panic() {
+    let mut s = loaded_audit(30, Some(70));
+    s.update(&key('v'));
+    let d = AuditDetailScreen::loaded(record(1, "alice", "tenant.open", Outcome::Allowed));
+    for (w, h) in [(40, 12), (1, 1), (0, 0), (10, 3), (200, 5)] {
+        render_screen(&s, w, h);
+        render_screen(&d, w, h);
+    }
+    s.update(&key('/'));
+    render_screen(&s, 40, 12);
+    render_screen(&s, 1, 1);
+}

@@ -10,10 +10,11 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::core::action::Action;
-use crate::core::console::ConsoleInfo;
+use crate::core::action::{Action, ActionKind};
+use crate::core::console::{ConsoleInfo, allowed};
 use crate::tui::keymap::{Key, KeyAction, resolve};
 use crate::tui::screen::{Command, Done, Msg, RequestId, Screen};
+use crate::tui::screens::audit::AuditScreen;
 use crate::tui::screens::help::HelpScreen;
 use crate::tui::screens::palette::PaletteScreen;
 use crate::tui::screens::search::SearchScreen;
@@ -106,7 +107,7 @@ impl App {
                 self.opening = None;
                 self.on_opened(done, &mut effects);
             }
-            msg @ (Msg::Done(_) | Msg::Tick(_)) => {
+            msg @ (Msg::Done(_) | Msg::Tick(_) | Msg::Progress { .. }) => {
                 // Every screen sees replies and ticks; each ignores what it
                 // did not ask for.
                 let mut cmds = Vec::new();
@@ -180,6 +181,21 @@ impl App {
                 Command::Palette => {
                     self.stack
                         .push(Box::new(PaletteScreen::new(self.themes.names())));
+                }
+                Command::OpenAudit => {
+                    if allowed(self.info.role, ActionKind::AuditList) {
+                        let mut screen = AuditScreen::new();
+                        queue.extend(screen.start());
+                        self.stack.push(Box::new(screen));
+                    } else {
+                        self.message = Some((
+                            Level::Error,
+                            format!(
+                                "the audit log is for roles auditor and admin; you are {}",
+                                self.info.role
+                            ),
+                        ));
+                    }
                 }
                 Command::Error(m) => self.message = Some((Level::Error, m)),
                 Command::Notify(m) => self.message = Some((Level::Info, m)),

@@ -72,6 +72,13 @@ pub enum Msg {
     Tick(Instant),
     /// Replace the search query (palette `:tenant <query>`).
     SetQuery(String),
+    /// How far a long action (audit verify) is; sent by the runner while
+    /// the action runs, before its [`Msg::Done`].
+    Progress {
+        id: RequestId,
+        done: u64,
+        total: u64,
+    },
 }
 
 /// What a screen asks for.
@@ -93,6 +100,8 @@ pub enum Command {
     Help,
     /// Open the command palette.
     Palette,
+    /// Open the audit screen (palette `:audit`), if the role may.
+    OpenAudit,
     Error(String),
     Notify(String),
 }
@@ -108,6 +117,7 @@ impl std::fmt::Debug for Command {
             Command::SetTheme(t) => write!(f, "SetTheme({t:?})"),
             Command::Help => f.write_str("Help"),
             Command::Palette => f.write_str("Palette"),
+            Command::OpenAudit => f.write_str("OpenAudit"),
             Command::Error(m) => write!(f, "Error({m:?})"),
             Command::Notify(m) => write!(f, "Notify({m:?})"),
         }
