@@ -14,8 +14,8 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use uuid::Uuid;
 
-use charon::core::action::{Action, Reply};
-use charon::core::console::ConsoleInfo;
+use charon::core::action::{Action, GateInput, Reply};
+use charon::core::console::{ConsoleInfo, GateStatus};
 use charon::core::session::Role;
 use charon::core::tenants::{
     BankConnection, Matched, Member, RecordCount, RecordKind, TenantDetail, TenantHit,
@@ -23,6 +23,7 @@ use charon::core::tenants::{
 use charon::tui::app::{App, Effect, Level};
 use charon::tui::keymap::{self, Key};
 use charon::tui::screen::{Command, Done, Failure, Load, Msg, RequestId, Screen};
+use charon::tui::screens::gate::GateScreen;
 use charon::tui::screens::help::HelpScreen;
 use charon::tui::screens::palette::PaletteScreen;
 use charon::tui::screens::search::SearchScreen;
@@ -160,6 +161,64 @@ fn done(id: RequestId, reply: Reply) -> Msg {
         id,
         result: Ok(reply),
     })
+}
+
+const OTP: &str = "cccccbhkevejvhgnrhbtvtgdhnnnchlhkjjrlvdgnjvc";
+
+fn otp_gate() -> GateStatus {
+    GateStatus {
+        operator: "ada".into(),
+        prompts: vec!["touch your YubiKey (it types a one-time password)".into()],
+        demo_roles: vec![],
+    }
+}
+
+fn demo_gate() -> GateStatus {
+    GateStatus {
+        operator: "demo".into(),
+        prompts: vec!["demo: choose a role".into()],
+        demo_roles: Role::ALL.to_vec(),
+    }
+}
+
+/// The id of the one action of `effects` matching `f`.
+fn run_of(effects: &[Effect], f: impl Fn(&Action) -> bool) -> RequestId {
+    match effects {
+        [Effect::Run { id, action }] if f(action) => *id,
+        other => panic!("unexpected effects {other:?}"),
+    }
+}
+
+/// From the effects after `Opened` (the GateStatus request): answers the
+/// gate, types the OTP, answers `Authenticated(who)`; returns the id of the
+/// first search.
+fn pass_otp_gate(app: &mut App, effects: Vec<Effect>, who: ConsoleInfo) -> RequestId {
+    let ask = run_of(&effects, |a| *a == Action::GateStatus);
+    app.update(done(ask, Reply::Gate(otp_gate())));
+    for c in OTP.chars() {
+        assert!(app.update(key(c)).is_empty());
+    }
+    let auth = run_of(&app.update(special(KeyCode::Enter)), |a| {
+        *a == Action::Authenticate(GateInput::Otp(OTP.into()))
+    });
+    let effects = app.update(done(auth, Reply::Authenticated(who)));
+    run_of(
+        &effects,
+        |a| matches!(a, Action::SearchTenants { query } if query.is_empty()),
+    )
+}
+
+/// Opens the console and passes the gate; returns the first search's id.
+fn sign_in(app: &mut App, who: ConsoleInfo) -> RequestId {
+    let open = run_of(&app.start(), |a| *a == Action::OpenConsole);
+    let effects = app.update(done(open, Reply::Opened));
+    pass_otp_gate(app, effects, who)
+}
+
+fn signed_in(who: ConsoleInfo) -> App {
+    let mut app = App::new(who.clone(), ThemeSet::bundled_only(), theme());
+    sign_in(&mut app, who);
+    app
 }
 
 // ---------------------------------------------------------------- search
@@ -468,7 +527,7 @@ fn help_lists_every_binding_of_the_screen_from_the_keymap_table() {
 
 #[test]
 fn question_mark_toggles_help_over_the_current_screen() {
-    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let mut app = signed_in(info(false));
     app.update(special(KeyCode::Esc)); // list mode: ? is not typed
     app.update(key('?'));
     assert_eq!(app.stack_names(), ["search", "help"]);
@@ -507,7 +566,7 @@ fn palette_completes_commands_and_theme_names() {
 
 #[test]
 fn palette_commands_act_on_the_app() {
-    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let mut app = signed_in(info(false));
     let light = ThemeSet::bundled_only().load("light").unwrap().theme;
     app.update(special(KeyCode::Esc));
     app.update(key(':'));
@@ -571,6 +630,13 @@ fn app_opens_the_console_first_then_searches_recent_tenants() {
         other => panic!("{other:?}"),
     };
     let effects = app.update(done(open, Reply::Opened));
+    let search = pass_otp_gate(&mut app, effects, info(false));
+    let effects = vec![Effect::Run {
+        id: search,
+        action: Action::SearchTenants {
+            query: String::new(),
+        },
+    }];
     let search = match effects.as_slice() {
         [
             Effect::Run {
@@ -617,7 +683,7 @@ fn app_opens_the_console_first_then_searches_recent_tenants() {
 
 #[test]
 fn quit_keys() {
-    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let mut app = signed_in(info(false));
     // Typing: q is text, Ctrl-C quits.
     assert!(app.update(key('q')).is_empty());
     assert_eq!(app.update(Msg::Key(Key::ctrl('c'))), [Effect::Quit]);
@@ -672,14 +738,7 @@ fn unreachable_database_is_reported_in_the_message_line() {
 #[test]
 fn narrow_and_tiny_terminals_do_not_panic() {
     let mut app = App::new(info(true), ThemeSet::bundled_only(), theme());
-    let open = match app.start().as_slice() {
-        [Effect::Run { id, .. }] => *id,
-        other => panic!("{other:?}"),
-    };
-    let search = match app.update(done(open, Reply::Opened)).as_slice() {
-        [Effect::Run { id, .. }] => *id,
-        other => panic!("{other:?}"),
-    };
+    let search = sign_in(&mut app, info(true));
     let long = "A very long tenant name that will never fit in forty columns".repeat(3);
     app.update(done(
         search,
@@ -817,14 +876,7 @@ fn a_missing_theme_lists_the_available_ones() {
 #[test]
 fn snapshot_search_screen() {
     let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
-    let open = match app.start().as_slice() {
-        [Effect::Run { id, .. }] => *id,
-        other => panic!("{other:?}"),
-    };
-    let search = match app.update(done(open, Reply::Opened)).as_slice() {
-        [Effect::Run { id, .. }] => *id,
-        other => panic!("{other:?}"),
-    };
+    let search = sign_in(&mut app, info(false));
     let mut a = hit("Acme Robotics GmbH", Matched::Name { similarity: 0.72 });
     a.id = Uuid::from_u128(1);
     let mut b = hit(
@@ -883,6 +935,7 @@ fn unused_palette_entries_and_bad_modifiers_are_reported() {
 #[test]
 fn a_themes_dir_theme_can_be_chosen_from_the_palette() {
     let mut app = App::new(info(false), ThemeSet::new(Some(fixtures())), theme());
+    sign_in(&mut app, info(false));
     app.update(special(KeyCode::Esc));
     app.update(key(':'));
     for c in "theme ch".chars() {
@@ -1183,7 +1236,7 @@ fn audit_hostile_strings_are_rendered_escaped() {
 
 #[test]
 fn audit_is_reached_from_the_palette_by_auditors_only() {
-    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let mut app = signed_in(info(false));
     app.update(special(KeyCode::Esc));
     app.update(key(':'));
     typed_app(&mut app, "audit");
@@ -1198,7 +1251,7 @@ fn audit_is_reached_from_the_palette_by_auditors_only() {
 
     let mut i = info(false);
     i.role = Role::Auditor;
-    let mut app = App::new(i, ThemeSet::bundled_only(), theme());
+    let mut app = signed_in(i);
     app.update(special(KeyCode::Esc));
     app.update(key(':'));
     typed_app(&mut app, "audit");
@@ -1240,4 +1293,217 @@ fn audit_screens_at_40x12_do_not_panic() {
     s.update(&key('/'));
     render_screen(&s, 40, 12);
     render_screen(&s, 1, 1);
+}
+
+// ---------------------------------------------------------------- gate
+
+#[test]
+fn the_app_opens_on_the_gate_and_asks_for_its_status_after_open_console() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    assert_eq!(app.stack_names(), ["gate"]);
+    let open = run_of(&app.start(), |a| *a == Action::OpenConsole);
+    let ask = run_of(&app.update(done(open, Reply::Opened)), |a| {
+        *a == Action::GateStatus
+    });
+    assert_eq!(app.stack_names(), ["gate"]);
+    app.update(done(ask, Reply::Gate(otp_gate())));
+    let screen = text(&render_app(&app, 100, 14));
+    for needle in ["operator ada", "touch your YubiKey", "Ctrl-a", "OTP"] {
+        assert!(screen.contains(needle), "{needle}: {screen}");
+    }
+    assert!(!screen.contains("DEMO —"), "{screen}");
+    insta::assert_snapshot!("gate_otp", screen);
+}
+
+#[test]
+fn demo_gate_chooses_a_role_and_then_shows_search_with_the_new_identity() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let open = run_of(&app.start(), |a| *a == Action::OpenConsole);
+    let ask = run_of(&app.update(done(open, Reply::Opened)), |a| {
+        *a == Action::GateStatus
+    });
+    app.update(done(ask, Reply::Gate(demo_gate())));
+    let screen = text(&render_app(&app, 100, 16));
+    assert!(screen.contains("DEMO — software keys"), "{screen}");
+    for r in Role::ALL {
+        assert!(screen.contains(r.as_str()), "{r}: {screen}");
+    }
+    insta::assert_snapshot!("gate_demo", screen);
+    app.update(key('j'));
+    app.update(special(KeyCode::Down));
+    app.update(key('j'));
+    app.update(key('k'));
+    let auth = run_of(&app.update(special(KeyCode::Enter)), |a| {
+        *a == Action::Authenticate(GateInput::DemoRole(Role::Sre))
+    });
+    let mut who = info(false);
+    who.operator = "demo-sre".into();
+    who.role = Role::Sre;
+    let effects = app.update(done(auth, Reply::Authenticated(who)));
+    run_of(&effects, |a| matches!(a, Action::SearchTenants { .. }));
+    assert_eq!(app.stack_names(), ["search"]);
+    assert_eq!(app.info().role, Role::Sre);
+    let status = text(&render_app(&app, 100, 10))
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(status.contains("demo-sre (sre)"), "{status}");
+}
+
+#[test]
+fn an_auth_error_is_shown_on_the_gate_and_nothing_else_is_reachable() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let open = run_of(&app.start(), |a| *a == Action::OpenConsole);
+    let ask = run_of(&app.update(done(open, Reply::Opened)), |a| {
+        *a == Action::GateStatus
+    });
+    app.update(done(ask, Reply::Gate(otp_gate())));
+    for c in OTP.chars() {
+        app.update(key(c));
+    }
+    let auth = run_of(&app.update(special(KeyCode::Enter)), |a| {
+        matches!(a, Action::Authenticate(GateInput::Otp(_)))
+    });
+    let err = charon::core::Error::InvalidInput("replayed OTP — 3 attempts left".into());
+    assert!(
+        app.update(Msg::Done(Done {
+            id: auth,
+            result: Err(Failure::from_error(&err))
+        }))
+        .is_empty()
+    );
+    assert_eq!(app.stack_names(), ["gate"]);
+    let buf = render_app(&app, 100, 14);
+    let screen = text(&buf);
+    assert!(
+        screen.contains("replayed OTP — 3 attempts left"),
+        "{screen}"
+    );
+    let y = screen
+        .lines()
+        .position(|l| l.contains("replayed OTP"))
+        .unwrap() as u16;
+    let x = screen
+        .lines()
+        .nth(y as usize)
+        .unwrap()
+        .find("invalid")
+        .unwrap();
+    let col = screen.lines().nth(y as usize).unwrap()[..x].chars().count() as u16;
+    assert_eq!(buf[(col, y)].fg, theme().style(Meaning::Danger).fg.unwrap());
+
+    // Ctrl-a asks the agent; the palette and search stay out of reach.
+    run_of(&app.update(Msg::Key(Key::ctrl('a'))), |a| {
+        *a == Action::Authenticate(GateInput::Agent)
+    });
+    app.update(Msg::SetQuery("acme".into()));
+    assert_eq!(app.stack_names(), ["gate"]);
+    for c in [':', 'q'] {
+        // Typing: text into the OTP field, never a command.
+        assert!(app.update(key(c)).is_empty());
+    }
+    assert_eq!(app.stack_names(), ["gate"]);
+    assert_eq!(app.update(Msg::Key(Key::ctrl('c'))), [Effect::Quit]);
+
+    // On the demo gate (not typing) q quits and : opens nothing.
+    let mut g = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let open = run_of(&g.start(), |a| *a == Action::OpenConsole);
+    let ask = run_of(&g.update(done(open, Reply::Opened)), |a| {
+        *a == Action::GateStatus
+    });
+    g.update(done(ask, Reply::Gate(demo_gate())));
+    assert!(g.update(key(':')).is_empty());
+    assert_eq!(g.stack_names(), ["gate"]);
+    assert_eq!(g.update(key('q')), [Effect::Quit]);
+}
+
+#[test]
+fn the_typed_otp_is_masked() {
+    let mut g = GateScreen::with_status(otp_gate());
+    for c in OTP.chars() {
+        g.update(&key(c));
+    }
+    let screen = text(&render_screen(&g, 120, 12));
+    assert!(screen.contains("44/44"), "{screen}");
+    assert!(!screen.contains(&OTP[..6]), "{screen}");
+    assert!(!screen.contains(&OTP[12..20]), "{screen}");
+    // Esc clears what was typed.
+    g.update(&special(KeyCode::Esc));
+    assert!(text(&render_screen(&g, 120, 12)).contains(" 0/44"));
+}
+
+#[test]
+fn mfa_required_on_a_search_pushes_the_gate_and_passing_it_returns() {
+    let mut app = signed_in(info(false));
+    app.update(special(KeyCode::Esc));
+    app.update(key('/'));
+    for c in "acme".chars() {
+        app.update(key(c));
+    }
+    let search = match app.update(later()).as_slice() {
+        [
+            Effect::Run {
+                id,
+                action: Action::SearchTenants { query },
+            },
+        ] if query == "acme" => *id,
+        other => panic!("{other:?}"),
+    };
+    let err = charon::core::Error::MfaRequired("session idle for 15 minutes".into());
+    let effects = app.update(Msg::Done(Done {
+        id: search,
+        result: Err(Failure::from_error(&err)),
+    }));
+    let ask = run_of(&effects, |a| *a == Action::GateStatus);
+    assert_eq!(app.stack_names(), ["search", "gate"]);
+    // A second refusal does not stack a second gate.
+    let effects = app.update(Msg::Done(Done {
+        id: search,
+        result: Err(Failure::from_error(&err)),
+    }));
+    assert!(effects.is_empty(), "{effects:?}");
+    app.update(done(ask, Reply::Gate(otp_gate())));
+    let screen = text(&render_app(&app, 100, 14));
+    assert!(
+        screen.contains("session idled out — touch your key again"),
+        "{screen}"
+    );
+    for c in OTP.chars() {
+        app.update(key(c));
+    }
+    let auth = run_of(&app.update(special(KeyCode::Enter)), |a| {
+        matches!(a, Action::Authenticate(GateInput::Otp(_)))
+    });
+    assert!(
+        app.update(done(auth, Reply::Authenticated(info(false))))
+            .is_empty()
+    );
+    assert_eq!(app.stack_names(), ["search"]);
+    // The operator continues: the query is still there.
+    let screen = text(&render_app(&app, 100, 14));
+    assert!(screen.contains("acme"), "{screen}");
+}
+
+#[test]
+fn gate_screens_at_40x12_do_not_panic() {
+    let mut otp = GateScreen::with_status(otp_gate());
+    for c in OTP.chars() {
+        otp.update(&key(c));
+    }
+    let (loading, _) = GateScreen::ask(Some("session idled out — touch your key again".into()));
+    for s in [
+        &otp as &dyn Screen,
+        &GateScreen::with_status(demo_gate()),
+        &loading,
+        &GateScreen::opening(),
+    ] {
+        for (w, h) in [(40, 12), (1, 1), (0, 0), (10, 3), (200, 5)] {
+            render_screen(s, w, h);
+        }
+        let narrow = text(&render_screen(s, 40, 12));
+        assert!(!narrow.contains(&OTP[..8]), "{narrow}");
+    }
+    let app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    render_app(&app, 40, 12);
 }

@@ -32,6 +32,8 @@ pub struct Failure {
     /// What the message line shows, e.g. `database unreachable — ...`.
     pub message: String,
     pub unreachable: bool,
+    /// The MFA gate must be passed (again): the compositor shows the gate.
+    pub mfa_required: bool,
 }
 
 impl Failure {
@@ -44,11 +46,13 @@ impl Failure {
             Failure {
                 message: format!("database unreachable — {detail}"),
                 unreachable: true,
+                mfa_required: false,
             }
         } else {
             Failure {
                 message: e.to_string(),
                 unreachable: false,
+                mfa_required: matches!(e, crate::core::Error::MfaRequired(_)),
             }
         }
     }
@@ -102,6 +106,9 @@ pub enum Command {
     Palette,
     /// Open the audit screen (palette `:audit`), if the role may.
     OpenAudit,
+    /// The MFA gate passed: the status bar shows this operator and role,
+    /// and the gate makes way for the screens.
+    Authenticated(crate::core::console::ConsoleInfo),
     Error(String),
     Notify(String),
 }
@@ -118,6 +125,7 @@ impl std::fmt::Debug for Command {
             Command::Help => f.write_str("Help"),
             Command::Palette => f.write_str("Palette"),
             Command::OpenAudit => f.write_str("OpenAudit"),
+            Command::Authenticated(i) => write!(f, "Authenticated({}, {})", i.operator, i.role),
             Command::Error(m) => write!(f, "Error({m:?})"),
             Command::Notify(m) => write!(f, "Notify({m:?})"),
         }
