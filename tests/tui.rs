@@ -14,8 +14,8 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use uuid::Uuid;
 
-use charon::core::action::{Action, Reply};
-use charon::core::console::ConsoleInfo;
+use charon::core::action::{Action, GateInput, Reply};
+use charon::core::console::{ConsoleInfo, GateStatus};
 use charon::core::session::Role;
 use charon::core::tenants::{
     BankConnection, Matched, Member, RecordCount, RecordKind, TenantDetail, TenantHit,
@@ -23,6 +23,7 @@ use charon::core::tenants::{
 use charon::tui::app::{App, Effect, Level};
 use charon::tui::keymap::{self, Key};
 use charon::tui::screen::{Command, Done, Failure, Load, Msg, RequestId, Screen};
+use charon::tui::screens::gate::GateScreen;
 use charon::tui::screens::help::HelpScreen;
 use charon::tui::screens::palette::PaletteScreen;
 use charon::tui::screens::search::SearchScreen;
@@ -160,6 +161,64 @@ fn done(id: RequestId, reply: Reply) -> Msg {
         id,
         result: Ok(reply),
     })
+}
+
+const OTP: &str = "cccccbhkevejvhgnrhbtvtgdhnnnchlhkjjrlvdgnjvc";
+
+fn otp_gate() -> GateStatus {
+    GateStatus {
+        operator: "ada".into(),
+        prompts: vec!["touch your YubiKey (it types a one-time password)".into()],
+        demo_roles: vec![],
+    }
+}
+
+fn demo_gate() -> GateStatus {
+    GateStatus {
+        operator: "demo".into(),
+        prompts: vec!["demo: choose a role".into()],
+        demo_roles: Role::ALL.to_vec(),
+    }
+}
+
+/// The id of the one action of `effects` matching `f`.
+fn run_of(effects: &[Effect], f: impl Fn(&Action) -> bool) -> RequestId {
+    match effects {
+        [Effect::Run { id, action }] if f(action) => *id,
+        other => panic!("unexpected effects {other:?}"),
+    }
+}
+
+/// From the effects after `Opened` (the GateStatus request): answers the
+/// gate, types the OTP, answers `Authenticated(who)`; returns the id of the
+/// first search.
+fn pass_otp_gate(app: &mut App, effects: Vec<Effect>, who: ConsoleInfo) -> RequestId {
+    let ask = run_of(&effects, |a| *a == Action::GateStatus);
+    app.update(done(ask, Reply::Gate(otp_gate())));
+    for c in OTP.chars() {
+        assert!(app.update(key(c)).is_empty());
+    }
+    let auth = run_of(&app.update(special(KeyCode::Enter)), |a| {
+        *a == Action::Authenticate(GateInput::Otp(OTP.into()))
+    });
+    let effects = app.update(done(auth, Reply::Authenticated(who)));
+    run_of(
+        &effects,
+        |a| matches!(a, Action::SearchTenants { query } if query.is_empty()),
+    )
+}
+
+/// Opens the console and passes the gate; returns the first search's id.
+fn sign_in(app: &mut App, who: ConsoleInfo) -> RequestId {
+    let open = run_of(&app.start(), |a| *a == Action::OpenConsole);
+    let effects = app.update(done(open, Reply::Opened));
+    pass_otp_gate(app, effects, who)
+}
+
+fn signed_in(who: ConsoleInfo) -> App {
+    let mut app = App::new(who.clone(), ThemeSet::bundled_only(), theme());
+    sign_in(&mut app, who);
+    app
 }
 
 // ---------------------------------------------------------------- search
@@ -468,7 +527,7 @@ fn help_lists_every_binding_of_the_screen_from_the_keymap_table() {
 
 #[test]
 fn question_mark_toggles_help_over_the_current_screen() {
-    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let mut app = signed_in(info(false));
     app.update(special(KeyCode::Esc)); // list mode: ? is not typed
     app.update(key('?'));
     assert_eq!(app.stack_names(), ["search", "help"]);
@@ -507,7 +566,7 @@ fn palette_completes_commands_and_theme_names() {
 
 #[test]
 fn palette_commands_act_on_the_app() {
-    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let mut app = signed_in(info(false));
     let light = ThemeSet::bundled_only().load("light").unwrap().theme;
     app.update(special(KeyCode::Esc));
     app.update(key(':'));
@@ -571,6 +630,13 @@ fn app_opens_the_console_first_then_searches_recent_tenants() {
         other => panic!("{other:?}"),
     };
     let effects = app.update(done(open, Reply::Opened));
+    let search = pass_otp_gate(&mut app, effects, info(false));
+    let effects = vec![Effect::Run {
+        id: search,
+        action: Action::SearchTenants {
+            query: String::new(),
+        },
+    }];
     let search = match effects.as_slice() {
         [
             Effect::Run {
@@ -617,7 +683,7 @@ fn app_opens_the_console_first_then_searches_recent_tenants() {
 
 #[test]
 fn quit_keys() {
-    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let mut app = signed_in(info(false));
     // Typing: q is text, Ctrl-C quits.
     assert!(app.update(key('q')).is_empty());
     assert_eq!(app.update(Msg::Key(Key::ctrl('c'))), [Effect::Quit]);
@@ -672,14 +738,7 @@ fn unreachable_database_is_reported_in_the_message_line() {
 #[test]
 fn narrow_and_tiny_terminals_do_not_panic() {
     let mut app = App::new(info(true), ThemeSet::bundled_only(), theme());
-    let open = match app.start().as_slice() {
-        [Effect::Run { id, .. }] => *id,
-        other => panic!("{other:?}"),
-    };
-    let search = match app.update(done(open, Reply::Opened)).as_slice() {
-        [Effect::Run { id, .. }] => *id,
-        other => panic!("{other:?}"),
-    };
+    let search = sign_in(&mut app, info(true));
     let long = "A very long tenant name that will never fit in forty columns".repeat(3);
     app.update(done(
         search,
@@ -817,14 +876,7 @@ fn a_missing_theme_lists_the_available_ones() {
 #[test]
 fn snapshot_search_screen() {
     let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
-    let open = match app.start().as_slice() {
-        [Effect::Run { id, .. }] => *id,
-        other => panic!("{other:?}"),
-    };
-    let search = match app.update(done(open, Reply::Opened)).as_slice() {
-        [Effect::Run { id, .. }] => *id,
-        other => panic!("{other:?}"),
-    };
+    let search = sign_in(&mut app, info(false));
     let mut a = hit("Acme Robotics GmbH", Matched::Name { similarity: 0.72 });
     a.id = Uuid::from_u128(1);
     let mut b = hit(
@@ -883,6 +935,7 @@ fn unused_palette_entries_and_bad_modifiers_are_reported() {
 #[test]
 fn a_themes_dir_theme_can_be_chosen_from_the_palette() {
     let mut app = App::new(info(false), ThemeSet::new(Some(fixtures())), theme());
+    sign_in(&mut app, info(false));
     app.update(special(KeyCode::Esc));
     app.update(key(':'));
     for c in "theme ch".chars() {
@@ -891,4 +944,573 @@ fn a_themes_dir_theme_can_be_chosen_from_the_palette() {
     app.update(special(KeyCode::Tab));
     app.update(special(KeyCode::Enter));
     assert_eq!(app.theme().name, "child");
+}
+
+// ---------------------------------------------------------------- audit
+
+use charon::core::audit::{AuditPage, AuditRecord, NewEntry, Outcome, Problem, Verdict};
+use charon::tui::screens::audit::{AuditDetailScreen, AuditScreen, VerifyState, parse_filter};
+
+fn record(seq: i64, operator: &str, action: &str, outcome: Outcome) -> AuditRecord {
+    AuditRecord {
+        seq,
+        at: at(2024, 6, 1) + chrono::Duration::seconds(seq),
+        entry: NewEntry {
+            operator: operator.into(),
+            role: "support".into(),
+            key_id: Some("cccccbhkevej".into()),
+            session_id: Uuid::from_u128(7),
+            event_code: "T1002I".into(),
+            action: action.into(),
+            tenant_id: Some(Uuid::from_u128(0xabc)),
+            target_table: Some("businesses".into()),
+            target_pk: Some("42".into()),
+            target_columns: vec!["name".into()],
+            reason: None,
+            outcome,
+            error: None,
+            details: serde_json::json!({"query_kind": "name", "len": 4}),
+        },
+        prev_hash: [0x11; 32],
+        hash: [0xab; 32],
+    }
+}
+
+fn page(from: i64, n: i64, next: Option<i64>) -> Reply {
+    Reply::AuditPage(AuditPage {
+        entries: (0..n)
+            .map(|i| record(from - i, "alice", "tenant.search", Outcome::Allowed))
+            .collect(),
+        next_before: next,
+    })
+}
+
+fn audit_list(cmds: &[Command]) -> (RequestId, Option<i64>, charon::core::audit::AuditFilter) {
+    match cmds {
+        [
+            Command::Run {
+                id,
+                action: Action::AuditList { filter, before },
+            },
+        ] => (*id, *before, filter.clone()),
+        other => panic!("expected one AuditList, got {other:?}"),
+    }
+}
+
+fn loaded_audit(n: i64, next: Option<i64>) -> AuditScreen {
+    let mut s = AuditScreen::new();
+    let (id, before, _) = audit_list(&s.start());
+    assert_eq!(before, None);
+    s.update(&done(id, page(100, n, next)));
+    s
+}
+
+#[test]
+fn audit_screen_renders_a_page_newest_first() {
+    let s = loaded_audit(3, None);
+    let screen = text(&render_screen(&s, 140, 12));
+    for needle in [
+        "Seq",
+        "Operator",
+        "Outcome",
+        "100",
+        "alice",
+        "tenant.search",
+        "T1002I",
+        "allowed",
+        "support",
+    ] {
+        assert!(screen.contains(needle), "{needle}: {screen}");
+    }
+    let first = screen.find("100").unwrap();
+    let last = screen.find(" 98 ").unwrap();
+    assert!(first < last, "{screen}");
+    insta::assert_snapshot!("audit", text(&render_screen(&s, 120, 8)));
+}
+
+#[test]
+fn audit_paging_asks_with_before_at_the_end_of_the_list() {
+    let mut s = loaded_audit(3, Some(98));
+    assert!(s.update(&key('j')).is_empty());
+    let (id, before, _) = audit_list(&s.update(&key('j')));
+    assert_eq!(before, Some(98));
+    // While the page is loading no second request goes out.
+    assert!(s.update(&key('G')).is_empty());
+    s.update(&done(id, page(97, 2, None)));
+    assert_eq!(s.entries().len(), 5);
+    assert_eq!(s.entries()[4].seq, 96);
+    // Last page: nothing more asked.
+    s.update(&key('G'));
+    assert!(s.update(&key('j')).is_empty());
+}
+
+#[test]
+fn audit_filter_line_is_parsed_and_reloads() {
+    let f = parse_filter(&format!(
+        "op:alice action:tenant.search outcome:denied tenant:{} since:2024-01-01 until:2024-01-31",
+        Uuid::from_u128(5)
+    ))
+    .unwrap();
+    assert_eq!(f.operator.as_deref(), Some("alice"));
+    assert_eq!(f.action.as_deref(), Some("tenant.search"));
+    assert_eq!(f.outcome, Some(Outcome::Denied));
+    assert_eq!(f.tenant, Some(Uuid::from_u128(5)));
+    assert_eq!(
+        f.since,
+        Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap())
+    );
+    assert_eq!(
+        f.until,
+        Some(Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap())
+    );
+    assert!(
+        parse_filter("outcome:maybe")
+            .unwrap_err()
+            .contains("bad outcome")
+    );
+    assert!(
+        parse_filter("colour:red")
+            .unwrap_err()
+            .contains("unknown filter key")
+    );
+    assert!(parse_filter("alice").is_err());
+    assert_eq!(parse_filter("  ").unwrap(), Default::default());
+
+    let mut s = loaded_audit(3, None);
+    s.update(&key('/'));
+    assert_eq!(s.context(), keymap::Context::AuditFilter);
+    assert!(typed(&mut s, "op:bob outcome:denied").is_empty());
+    let (_, before, filter) = audit_list(&s.update(&special(KeyCode::Enter)));
+    assert_eq!(before, None);
+    assert_eq!(filter.operator.as_deref(), Some("bob"));
+    assert_eq!(filter.outcome, Some(Outcome::Denied));
+    assert!(text(&render_screen(&s, 100, 10)).contains("filter: op:bob outcome:denied"));
+    // A bad filter is reported and the line stays open.
+    s.update(&key('/'));
+    typed(&mut s, " nope");
+    assert!(
+        matches!(s.update(&special(KeyCode::Enter)).as_slice(), [Command::Error(m)] if m.contains("not key:value"))
+    );
+    assert_eq!(s.context(), keymap::Context::AuditFilter);
+}
+
+#[test]
+fn audit_enter_shows_the_entry_in_full() {
+    let mut s = loaded_audit(3, None);
+    s.update(&key('j'));
+    let cmds = s.update(&special(KeyCode::Enter));
+    let (id, mut detail) = match cmds.into_iter().collect::<Vec<_>>().as_mut_slice() {
+        [
+            Command::Push(_),
+            Command::Run {
+                id,
+                action: Action::AuditShow { seq },
+            },
+        ] => {
+            assert_eq!(*seq, 99);
+            (*id, AuditDetailScreen::loading(99, *id))
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(text(&render_screen(&detail, 100, 30)).contains("loading"));
+    detail.update(&done(
+        id,
+        Reply::AuditEntry(Box::new(record(
+            99,
+            "alice",
+            "tenant.open",
+            Outcome::Denied,
+        ))),
+    ));
+    let screen = text(&render_screen(&detail, 100, 30));
+    for needle in [
+        "Audit entry 99",
+        "cccccbhkevej",
+        "businesses",
+        "denied",
+        &"11".repeat(32),
+        &"ab".repeat(32),
+        "\"query_kind\": \"name\"",
+        "00000000-0000-0000-0000-000000000abc",
+    ] {
+        assert!(screen.contains(needle), "{needle}: {screen}");
+    }
+    assert!(matches!(
+        detail.update(&special(KeyCode::Esc)).as_slice(),
+        [Command::Pop]
+    ));
+}
+
+#[test]
+fn audit_verify_shows_a_gauge_then_the_verdict() {
+    for (verdict, needle, meaning) in [
+        (
+            Verdict::Intact {
+                from: 1,
+                to: 100,
+                entries: 100,
+            },
+            "chain intact",
+            Meaning::Ok,
+        ),
+        (
+            Verdict::Broken {
+                seq: 42,
+                problem: Problem::Changed { or_bad_key: false },
+            },
+            "chain BROKEN at seq 42",
+            Meaning::Danger,
+        ),
+    ] {
+        let mut s = loaded_audit(3, None);
+        let id = match s.update(&key('v')).as_slice() {
+            [
+                Command::Run {
+                    id,
+                    action:
+                        Action::AuditVerify {
+                            from: None,
+                            checkpoint: None,
+                        },
+                },
+            ] => *id,
+            other => panic!("{other:?}"),
+        };
+        s.update(&Msg::Progress {
+            id,
+            done: 50,
+            total: 100,
+        });
+        assert_eq!(
+            s.verify_state(),
+            &VerifyState::Running {
+                id,
+                done: 50,
+                total: 100
+            }
+        );
+        let screen = text(&render_screen(&s, 100, 10));
+        assert!(screen.contains("verifying 50/100"), "{screen}");
+        // Progress of another request is ignored.
+        s.update(&Msg::Progress {
+            id: RequestId::next(),
+            done: 1,
+            total: 100,
+        });
+        assert!(text(&render_screen(&s, 100, 10)).contains("verifying 50/100"));
+        s.update(&done(id, Reply::AuditVerdict(verdict.clone())));
+        let buf = render_screen(&s, 100, 10);
+        let screen = text(&buf);
+        let line = screen.lines().last().unwrap();
+        assert!(line.contains(needle), "{screen}");
+        assert!(line.contains(&verdict.to_string()[..10]), "{line}");
+        assert_eq!(buf[(0, 9)].fg, theme().style(meaning).fg.unwrap());
+    }
+}
+
+#[test]
+fn audit_hostile_strings_are_rendered_escaped() {
+    let mut r = record(5, "ev\u{1b}[31mil", "tenant.search\u{7}", Outcome::Failed);
+    r.entry.role = "a\u{202e}dmin".into();
+    r.entry.reason = Some("line\nbreak\u{1b}]52;c;AAAA\u{7}".into());
+    r.entry.details = serde_json::json!({"x": "\u{1b}[2J"});
+    let mut s = AuditScreen::new();
+    let (id, _, _) = audit_list(&s.start());
+    s.update(&done(
+        id,
+        Reply::AuditPage(AuditPage {
+            entries: vec![r.clone()],
+            next_before: None,
+        }),
+    ));
+    let d = AuditDetailScreen::loaded(r);
+    for screen in [
+        text(&render_screen(&s, 140, 10)),
+        text(&render_screen(&d, 120, 40)),
+    ] {
+        assert!(!screen.contains('\u{1b}'), "{screen:?}");
+        assert!(!screen.contains('\u{7}'), "{screen:?}");
+        assert!(!screen.contains('\u{202e}'), "{screen:?}");
+    }
+}
+
+#[test]
+fn audit_is_reached_from_the_palette_by_auditors_only() {
+    let mut app = signed_in(info(false));
+    app.update(special(KeyCode::Esc));
+    app.update(key(':'));
+    typed_app(&mut app, "audit");
+    assert!(app.update(special(KeyCode::Enter)).is_empty());
+    assert_eq!(app.stack_names(), ["search"]);
+    let (level, msg) = app.message().unwrap();
+    assert_eq!(*level, Level::Error);
+    assert!(
+        msg.contains("auditor and admin") && msg.contains("support"),
+        "{msg}"
+    );
+
+    let mut i = info(false);
+    i.role = Role::Auditor;
+    let mut app = signed_in(i);
+    app.update(special(KeyCode::Esc));
+    app.update(key(':'));
+    typed_app(&mut app, "audit");
+    let effects = app.update(special(KeyCode::Enter));
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [Effect::Run {
+                action: Action::AuditList { before: None, .. },
+                ..
+            }]
+        ),
+        "{effects:?}"
+    );
+    assert_eq!(app.stack_names(), ["search", "audit"]);
+    let screen = text(&render_app(&app, 100, 12));
+    assert!(screen.contains("Audit log"), "{screen}");
+    // Help lists the audit keys.
+    app.update(key('?'));
+    let screen = text(&render_app(&app, 140, 40));
+    assert!(screen.contains("verify the hash chain"), "{screen}");
+}
+
+fn typed_app(app: &mut App, s: &str) {
+    for c in s.chars() {
+        app.update(key(c));
+    }
+}
+
+#[test]
+fn audit_screens_at_40x12_do_not_panic() {
+    let mut s = loaded_audit(30, Some(70));
+    s.update(&key('v'));
+    let d = AuditDetailScreen::loaded(record(1, "alice", "tenant.open", Outcome::Allowed));
+    for (w, h) in [(40, 12), (1, 1), (0, 0), (10, 3), (200, 5)] {
+        render_screen(&s, w, h);
+        render_screen(&d, w, h);
+    }
+    s.update(&key('/'));
+    render_screen(&s, 40, 12);
+    render_screen(&s, 1, 1);
+}
+
+// ---------------------------------------------------------------- gate
+
+#[test]
+fn the_app_opens_on_the_gate_and_asks_for_its_status_after_open_console() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    assert_eq!(app.stack_names(), ["gate"]);
+    let open = run_of(&app.start(), |a| *a == Action::OpenConsole);
+    let ask = run_of(&app.update(done(open, Reply::Opened)), |a| {
+        *a == Action::GateStatus
+    });
+    assert_eq!(app.stack_names(), ["gate"]);
+    app.update(done(ask, Reply::Gate(otp_gate())));
+    let screen = text(&render_app(&app, 100, 14));
+    for needle in ["operator ada", "touch your YubiKey", "Ctrl-a", "OTP"] {
+        assert!(screen.contains(needle), "{needle}: {screen}");
+    }
+    assert!(!screen.contains("DEMO —"), "{screen}");
+    insta::assert_snapshot!("gate_otp", screen);
+}
+
+#[test]
+fn demo_gate_chooses_a_role_and_then_shows_search_with_the_new_identity() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let open = run_of(&app.start(), |a| *a == Action::OpenConsole);
+    let ask = run_of(&app.update(done(open, Reply::Opened)), |a| {
+        *a == Action::GateStatus
+    });
+    app.update(done(ask, Reply::Gate(demo_gate())));
+    let screen = text(&render_app(&app, 100, 16));
+    assert!(screen.contains("DEMO — software keys"), "{screen}");
+    for r in Role::ALL {
+        assert!(screen.contains(r.as_str()), "{r}: {screen}");
+    }
+    insta::assert_snapshot!("gate_demo", screen);
+    app.update(key('j'));
+    app.update(special(KeyCode::Down));
+    app.update(key('j'));
+    app.update(key('k'));
+    let auth = run_of(&app.update(special(KeyCode::Enter)), |a| {
+        *a == Action::Authenticate(GateInput::DemoRole(Role::Sre))
+    });
+    let mut who = info(false);
+    who.operator = "demo-sre".into();
+    who.role = Role::Sre;
+    let effects = app.update(done(auth, Reply::Authenticated(who)));
+    run_of(&effects, |a| matches!(a, Action::SearchTenants { .. }));
+    assert_eq!(app.stack_names(), ["search"]);
+    assert_eq!(app.info().role, Role::Sre);
+    let status = text(&render_app(&app, 100, 10))
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(status.contains("demo-sre (sre)"), "{status}");
+}
+
+#[test]
+fn an_auth_error_is_shown_on_the_gate_and_nothing_else_is_reachable() {
+    let mut app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let open = run_of(&app.start(), |a| *a == Action::OpenConsole);
+    let ask = run_of(&app.update(done(open, Reply::Opened)), |a| {
+        *a == Action::GateStatus
+    });
+    app.update(done(ask, Reply::Gate(otp_gate())));
+    for c in OTP.chars() {
+        app.update(key(c));
+    }
+    let auth = run_of(&app.update(special(KeyCode::Enter)), |a| {
+        matches!(a, Action::Authenticate(GateInput::Otp(_)))
+    });
+    let err = charon::core::Error::Auth(charon::core::auth::AuthFailure {
+        login: "ada".into(),
+        factor: charon::core::mfa::FactorKind::YubicoOtp,
+        reason: charon::core::mfa::MfaError::Replayed {
+            got: (3, 1),
+            last: (3, 2),
+        },
+        attempts: 2,
+        locked: false,
+    });
+    assert!(
+        app.update(Msg::Done(Done {
+            id: auth,
+            result: Err(Failure::from_error(&err))
+        }))
+        .is_empty()
+    );
+    assert_eq!(app.stack_names(), ["gate"]);
+    let buf = render_app(&app, 100, 14);
+    let screen = text(&buf);
+    assert!(screen.contains("replayed OTP"), "{screen}");
+    assert!(screen.contains("3 attempts left"), "{screen}");
+    let y = screen
+        .lines()
+        .position(|l| l.contains("replayed OTP"))
+        .unwrap() as u16;
+    let x = screen
+        .lines()
+        .nth(y as usize)
+        .unwrap()
+        .find("yubico_otp key rejected")
+        .unwrap();
+    let col = screen.lines().nth(y as usize).unwrap()[..x].chars().count() as u16;
+    assert_eq!(buf[(col, y)].fg, theme().style(Meaning::Danger).fg.unwrap());
+
+    // Ctrl-a asks the agent; the palette and search stay out of reach.
+    run_of(&app.update(Msg::Key(Key::ctrl('a'))), |a| {
+        *a == Action::Authenticate(GateInput::Agent)
+    });
+    app.update(Msg::SetQuery("acme".into()));
+    assert_eq!(app.stack_names(), ["gate"]);
+    for c in [':', 'q'] {
+        // Typing: text into the OTP field, never a command.
+        assert!(app.update(key(c)).is_empty());
+    }
+    assert_eq!(app.stack_names(), ["gate"]);
+    assert_eq!(app.update(Msg::Key(Key::ctrl('c'))), [Effect::Quit]);
+
+    // On the demo gate (not typing) q quits and : opens nothing.
+    let mut g = App::new(info(false), ThemeSet::bundled_only(), theme());
+    let open = run_of(&g.start(), |a| *a == Action::OpenConsole);
+    let ask = run_of(&g.update(done(open, Reply::Opened)), |a| {
+        *a == Action::GateStatus
+    });
+    g.update(done(ask, Reply::Gate(demo_gate())));
+    assert!(g.update(key(':')).is_empty());
+    assert_eq!(g.stack_names(), ["gate"]);
+    assert_eq!(g.update(key('q')), [Effect::Quit]);
+}
+
+#[test]
+fn the_typed_otp_is_masked() {
+    let mut g = GateScreen::with_status(otp_gate());
+    for c in OTP.chars() {
+        g.update(&key(c));
+    }
+    let screen = text(&render_screen(&g, 120, 12));
+    assert!(screen.contains("44/44"), "{screen}");
+    assert!(!screen.contains(&OTP[..6]), "{screen}");
+    assert!(!screen.contains(&OTP[12..20]), "{screen}");
+    // Esc clears what was typed.
+    g.update(&special(KeyCode::Esc));
+    assert!(text(&render_screen(&g, 120, 12)).contains(" 0/44"));
+}
+
+#[test]
+fn mfa_required_on_a_search_pushes_the_gate_and_passing_it_returns() {
+    let mut app = signed_in(info(false));
+    app.update(special(KeyCode::Esc));
+    app.update(key('/'));
+    for c in "acme".chars() {
+        app.update(key(c));
+    }
+    let search = match app.update(later()).as_slice() {
+        [
+            Effect::Run {
+                id,
+                action: Action::SearchTenants { query },
+            },
+        ] if query == "acme" => *id,
+        other => panic!("{other:?}"),
+    };
+    let err = charon::core::Error::MfaRequired("session idle for 15 minutes".into());
+    let effects = app.update(Msg::Done(Done {
+        id: search,
+        result: Err(Failure::from_error(&err)),
+    }));
+    let ask = run_of(&effects, |a| *a == Action::GateStatus);
+    assert_eq!(app.stack_names(), ["search", "gate"]);
+    // A second refusal does not stack a second gate.
+    let effects = app.update(Msg::Done(Done {
+        id: search,
+        result: Err(Failure::from_error(&err)),
+    }));
+    assert!(effects.is_empty(), "{effects:?}");
+    app.update(done(ask, Reply::Gate(otp_gate())));
+    let screen = text(&render_app(&app, 100, 14));
+    assert!(
+        screen.contains("session idled out — touch your key again"),
+        "{screen}"
+    );
+    for c in OTP.chars() {
+        app.update(key(c));
+    }
+    let auth = run_of(&app.update(special(KeyCode::Enter)), |a| {
+        matches!(a, Action::Authenticate(GateInput::Otp(_)))
+    });
+    assert!(
+        app.update(done(auth, Reply::Authenticated(info(false))))
+            .is_empty()
+    );
+    assert_eq!(app.stack_names(), ["search"]);
+    // The operator continues: the query is still there.
+    let screen = text(&render_app(&app, 100, 14));
+    assert!(screen.contains("acme"), "{screen}");
+}
+
+#[test]
+fn gate_screens_at_40x12_do_not_panic() {
+    let mut otp = GateScreen::with_status(otp_gate());
+    for c in OTP.chars() {
+        otp.update(&key(c));
+    }
+    let (loading, _) = GateScreen::ask(Some("session idled out — touch your key again".into()));
+    for s in [
+        &otp as &dyn Screen,
+        &GateScreen::with_status(demo_gate()),
+        &loading,
+        &GateScreen::opening(),
+    ] {
+        for (w, h) in [(40, 12), (1, 1), (0, 0), (10, 3), (200, 5)] {
+            render_screen(s, w, h);
+        }
+        let narrow = text(&render_screen(s, 40, 12));
+        assert!(!narrow.contains(&OTP[..8]), "{narrow}");
+    }
+    let app = App::new(info(false), ThemeSet::bundled_only(), theme());
+    render_app(&app, 40, 12);
 }

@@ -10,10 +10,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::core::action::Action;
-use crate::core::console::ConsoleInfo;
+use crate::core::action::{Action, ActionKind};
+use crate::core::console::{ConsoleInfo, allowed};
 use crate::tui::keymap::{Key, KeyAction, resolve};
 use crate::tui::screen::{Command, Done, Msg, RequestId, Screen};
+use crate::tui::screens::audit::AuditScreen;
+use crate::tui::screens::gate::{GateScreen, IDLED_OUT};
 use crate::tui::screens::help::HelpScreen;
 use crate::tui::screens::palette::PaletteScreen;
 use crate::tui::screens::search::SearchScreen;
@@ -37,8 +39,12 @@ pub struct App {
     info: ConsoleInfo,
     themes: ThemeSet,
     theme: Theme,
-    /// Bottom first; the root is the search screen and is never popped.
+    /// Bottom first. Until the MFA gate passes it holds only the gate;
+    /// then the root is the search screen and is never popped. After an
+    /// idle timeout a gate sits on top until it passes again.
     stack: Vec<Box<dyn Screen>>,
+    /// The search screen, waiting for the gate to pass the first time.
+    root: Option<SearchScreen>,
     message: Option<(Level, String)>,
     /// The `OpenConsole` request, answered before the first search.
     opening: Option<RequestId>,
@@ -55,14 +61,16 @@ impl App {
             info,
             themes,
             theme,
-            stack: vec![Box::new(root)],
+            stack: vec![Box::new(GateScreen::opening())],
+            root: Some(root),
             message: None,
             opening: None,
         }
     }
 
-    /// The first effects: open the console. The first search (recent
-    /// tenants) follows once the console is open.
+    /// The first effects: open the console. Then the gate asks what it
+    /// waits for (`GateStatus`); the first search (recent tenants) follows
+    /// once the gate has passed.
     pub fn start(&mut self) -> Vec<Effect> {
         let id = RequestId::next();
         self.opening = Some(id);
@@ -90,6 +98,16 @@ impl App {
         self.stack.iter().map(|s| s.name()).collect()
     }
 
+    /// The operator and role the status bar shows.
+    pub fn info(&self) -> &ConsoleInfo {
+        &self.info
+    }
+
+    /// True while a gate is on the stack: nothing but the gate is reachable.
+    pub fn gated(&self) -> bool {
+        self.stack.iter().any(|s| s.name() == "gate")
+    }
+
     pub fn top(&self) -> Option<&dyn Screen> {
         self.stack.last().map(|s| s.as_ref())
     }
@@ -106,12 +124,23 @@ impl App {
                 self.opening = None;
                 self.on_opened(done, &mut effects);
             }
-            msg @ (Msg::Done(_) | Msg::Tick(_)) => {
+            msg @ (Msg::Done(_) | Msg::Tick(_) | Msg::Progress { .. }) => {
                 // Every screen sees replies and ticks; each ignores what it
                 // did not ask for.
                 let mut cmds = Vec::new();
                 for s in &mut self.stack {
                     cmds.extend(s.update(&msg));
+                }
+                // The session needs the key again (never passed, or idled
+                // out): the gate goes on top; once it passes, the operator
+                // continues where they were.
+                if let Msg::Done(Done { result: Err(f), .. }) = &msg
+                    && f.mfa_required
+                    && !self.gated()
+                {
+                    let (gate, ask) = GateScreen::ask(Some(IDLED_OUT.to_string()));
+                    cmds.push(Command::Push(Box::new(gate)));
+                    cmds.push(ask);
                 }
                 self.apply(cmds, &mut effects);
             }
@@ -122,12 +151,17 @@ impl App {
 
     fn on_opened(&mut self, done: Done, effects: &mut Vec<Effect>) {
         match done.result {
-            Ok(_) => self.apply(vec![Command::SearchFor(String::new())], effects),
+            Ok(_) => {
+                let (gate, ask) = GateScreen::ask(None);
+                self.stack = vec![Box::new(gate)];
+                self.apply(vec![ask], effects);
+            }
             Err(f) => self.message = Some((Level::Error, f.message)),
         }
     }
 
     fn on_key(&mut self, key: Key) -> Vec<Command> {
+        let gated = self.gated();
         let Some(top) = self.stack.last_mut() else {
             return vec![Command::Quit];
         };
@@ -136,6 +170,8 @@ impl App {
         match resolve(top.context(), key) {
             Some(KeyAction::Quit) => vec![Command::Quit],
             Some(KeyAction::Help) => vec![Command::Help],
+            // Nothing but the gate is reachable before it passes.
+            Some(KeyAction::Palette) if gated => vec![],
             Some(KeyAction::Palette) => vec![Command::Palette],
             _ => top.update(&Msg::Key(key)),
         }
@@ -153,6 +189,15 @@ impl App {
                 }
                 Command::Quit => effects.push(Effect::Quit),
                 Command::Run { id, action } => effects.push(Effect::Run { id, action }),
+                Command::SearchFor(_) | Command::Palette | Command::OpenAudit if self.gated() => {}
+                Command::Authenticated(info) => {
+                    self.info = info;
+                    self.stack.retain(|s| s.name() != "gate");
+                    if let Some(root) = self.root.take() {
+                        self.stack.insert(0, Box::new(root));
+                        queue.push_back(Command::SearchFor(String::new()));
+                    }
+                }
                 Command::SearchFor(q) => {
                     self.stack.truncate(1);
                     if let Some(root) = self.stack.first_mut() {
@@ -180,6 +225,21 @@ impl App {
                 Command::Palette => {
                     self.stack
                         .push(Box::new(PaletteScreen::new(self.themes.names())));
+                }
+                Command::OpenAudit => {
+                    if allowed(self.info.role, ActionKind::AuditList) {
+                        let mut screen = AuditScreen::new();
+                        queue.extend(screen.start());
+                        self.stack.push(Box::new(screen));
+                    } else {
+                        self.message = Some((
+                            Level::Error,
+                            format!(
+                                "the audit log is for roles auditor and admin; you are {}",
+                                self.info.role
+                            ),
+                        ));
+                    }
                 }
                 Command::Error(m) => self.message = Some((Level::Error, m)),
                 Command::Notify(m) => self.message = Some((Level::Info, m)),
@@ -218,6 +278,11 @@ impl App {
             Some((Level::Info, m)) => {
                 Line::styled(safe(m).into_owned(), self.theme.style(Meaning::MessageInfo))
             }
+            // At the gate nothing but the gate (and quitting) is reachable.
+            None if self.gated() => Line::from(vec![
+                Span::styled("Ctrl-C", self.theme.style(Meaning::Key)),
+                Span::styled(" quit", self.theme.style(Meaning::Muted)),
+            ]),
             None => Line::from(vec![
                 Span::styled("?", self.theme.style(Meaning::Key)),
                 Span::styled(" help  ", self.theme.style(Meaning::Muted)),

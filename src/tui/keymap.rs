@@ -103,6 +103,10 @@ pub enum KeyAction {
     Filter,
     /// Tab in the palette.
     Complete,
+    /// `v` on the audit screen: verify the hash chain.
+    Verify,
+    /// `a` / `Ctrl-a` at the gate: sign with the security key (ssh-agent).
+    Agent,
 }
 
 /// A row of a keymap table.
@@ -139,6 +143,16 @@ pub enum Context {
     Palette,
     /// The `?` help overlay.
     Help,
+    /// The audit log list.
+    Audit,
+    /// Typing the audit filter line.
+    AuditFilter,
+    /// One audit entry in full.
+    AuditDetail,
+    /// The MFA gate, choosing a demo role.
+    GateRoles,
+    /// The MFA gate, typing the OTP.
+    GateOtp,
 }
 
 impl Context {
@@ -147,7 +161,11 @@ impl Context {
     pub fn typing(self) -> bool {
         matches!(
             self,
-            Context::SearchInput | Context::TenantFilter | Context::Palette
+            Context::SearchInput
+                | Context::TenantFilter
+                | Context::Palette
+                | Context::AuditFilter
+                | Context::GateOtp
         )
     }
 
@@ -159,6 +177,11 @@ impl Context {
             Context::TenantFilter => "Members filter (typing)",
             Context::Palette => "Command palette",
             Context::Help => "Help",
+            Context::Audit => "Audit log",
+            Context::AuditFilter => "Audit filter (typing)",
+            Context::AuditDetail => "Audit entry",
+            Context::GateRoles => "MFA gate (demo roles)",
+            Context::GateOtp => "MFA gate (typing the OTP)",
         }
     }
 }
@@ -190,7 +213,7 @@ pub const GLOBAL: &[Binding] = &[
     Binding {
         keys: &[Key::char(':')],
         action: KeyAction::Palette,
-        desc: "command palette (:tenant, :theme, :help, :quit)",
+        desc: "command palette (:tenant, :audit, :theme, :help, :quit)",
     },
 ];
 
@@ -347,6 +370,94 @@ pub const HELP: &[Binding] = &[
     },
 ];
 
+pub const AUDIT: &[Binding] = &[
+    LIST_MOVES[0],
+    LIST_MOVES[1],
+    LIST_MOVES[2],
+    LIST_MOVES[3],
+    LIST_MOVES[4],
+    LIST_MOVES[5],
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "show the selected entry in full",
+    },
+    Binding {
+        keys: &[Key::char('/')],
+        action: KeyAction::Filter,
+        desc: "filter: op:<login> action:<name> outcome:allowed|denied|failed tenant:<uuid> since:<date> until:<date>",
+    },
+    Binding {
+        keys: &[Key::char('v')],
+        action: KeyAction::Verify,
+        desc: "verify the hash chain (progress, then the verdict)",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "back",
+    },
+];
+
+pub const AUDIT_FILTER: &[Binding] = &[
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "apply the filter (an empty line shows every entry)",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "cancel, keep the current filter",
+    },
+];
+
+pub const AUDIT_DETAIL: &[Binding] = &[
+    Binding {
+        keys: &[Key::char('k'), UP],
+        action: KeyAction::Up,
+        desc: "scroll up",
+    },
+    Binding {
+        keys: &[Key::char('j'), DOWN],
+        action: KeyAction::Down,
+        desc: "scroll down",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "back to the list",
+    },
+];
+
+pub const GATE_ROLES: &[Binding] = &[
+    LIST_MOVES[0],
+    LIST_MOVES[1],
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "sign in with the chosen demo role (software key)",
+    },
+];
+
+pub const GATE_OTP: &[Binding] = &[
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "send the OTP (a YubiKey types it and presses Enter)",
+    },
+    Binding {
+        keys: &[Key::ctrl('a')],
+        action: KeyAction::Agent,
+        desc: "use the security key in the ssh-agent (confirm on the key)",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "clear the typed text",
+    },
+];
+
 /// The table of one context (without the global keys).
 pub fn bindings(ctx: Context) -> &'static [Binding] {
     match ctx {
@@ -356,6 +467,11 @@ pub fn bindings(ctx: Context) -> &'static [Binding] {
         Context::TenantFilter => TENANT_FILTER,
         Context::Palette => PALETTE,
         Context::Help => HELP,
+        Context::Audit => AUDIT,
+        Context::AuditFilter => AUDIT_FILTER,
+        Context::AuditDetail => AUDIT_DETAIL,
+        Context::GateRoles => GATE_ROLES,
+        Context::GateOtp => GATE_OTP,
     }
 }
 
@@ -465,6 +581,11 @@ mod tests {
             Context::TenantFilter,
             Context::Palette,
             Context::Help,
+            Context::Audit,
+            Context::AuditFilter,
+            Context::AuditDetail,
+            Context::GateRoles,
+            Context::GateOtp,
         ] {
             let mut seen = std::collections::HashSet::new();
             for b in tables(ctx).into_iter().flat_map(|t| t.iter()) {

@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::core::action::Action;
+use crate::core::audit::VerifyProgress;
 use crate::core::console::Console;
 use app::{App, Effect};
 use keymap::Key;
@@ -61,7 +62,7 @@ impl Default for TuiOptions {
 /// Runs actions in tasks; replies come back on a channel.
 struct Runner {
     console: Console,
-    tx: mpsc::UnboundedSender<Done>,
+    tx: mpsc::UnboundedSender<Msg>,
     tasks: JoinSet<()>,
 }
 
@@ -70,12 +71,25 @@ impl Runner {
         let console = self.console.clone();
         let tx = self.tx.clone();
         self.tasks.spawn(async move {
-            let result = console
-                .dispatch(action)
-                .await
-                .map_err(|e| Failure::from_error(&e));
+            // A verification reports how far it is (for the gauge) over the
+            // same channel as the replies, tagged with the same id.
+            let result = if matches!(action, Action::AuditVerify { .. }) {
+                let progress = tx.clone();
+                console
+                    .dispatch_with_progress(action, move |p: VerifyProgress| {
+                        let _ = progress.send(Msg::Progress {
+                            id,
+                            done: p.done,
+                            total: p.total,
+                        });
+                    })
+                    .await
+            } else {
+                console.dispatch(action).await
+            }
+            .map_err(|e| Failure::from_error(&e));
             // The loop may have quit; nobody to tell then.
-            let _ = tx.send(Done { id, result });
+            let _ = tx.send(Msg::Done(Done { id, result }));
         });
     }
 }
@@ -146,7 +160,7 @@ pub async fn run(console: Console, options: TuiOptions) -> anyhow::Result<()> {
                 Some(Err(e)) => return Err(e).context("reading the terminal"),
                 None => return Ok(()),
             },
-            Some(done) = rx.recv() => Msg::Done(done),
+            Some(msg) = rx.recv() => msg,
             Some(joined) = runner.tasks.join_next(), if !runner.tasks.is_empty() => {
                 if let Err(e) = joined
                     && e.is_panic()

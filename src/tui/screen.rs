@@ -32,6 +32,8 @@ pub struct Failure {
     /// What the message line shows, e.g. `database unreachable — ...`.
     pub message: String,
     pub unreachable: bool,
+    /// The MFA gate must be passed (again): the compositor shows the gate.
+    pub mfa_required: bool,
 }
 
 impl Failure {
@@ -44,11 +46,13 @@ impl Failure {
             Failure {
                 message: format!("database unreachable — {detail}"),
                 unreachable: true,
+                mfa_required: false,
             }
         } else {
             Failure {
                 message: e.to_string(),
                 unreachable: false,
+                mfa_required: matches!(e, crate::core::Error::MfaRequired(_)),
             }
         }
     }
@@ -72,6 +76,13 @@ pub enum Msg {
     Tick(Instant),
     /// Replace the search query (palette `:tenant <query>`).
     SetQuery(String),
+    /// How far a long action (audit verify) is; sent by the runner while
+    /// the action runs, before its [`Msg::Done`].
+    Progress {
+        id: RequestId,
+        done: u64,
+        total: u64,
+    },
 }
 
 /// What a screen asks for.
@@ -93,6 +104,11 @@ pub enum Command {
     Help,
     /// Open the command palette.
     Palette,
+    /// Open the audit screen (palette `:audit`), if the role may.
+    OpenAudit,
+    /// The MFA gate passed: the status bar shows this operator and role,
+    /// and the gate makes way for the screens.
+    Authenticated(crate::core::console::ConsoleInfo),
     Error(String),
     Notify(String),
 }
@@ -108,6 +124,8 @@ impl std::fmt::Debug for Command {
             Command::SetTheme(t) => write!(f, "SetTheme({t:?})"),
             Command::Help => f.write_str("Help"),
             Command::Palette => f.write_str("Palette"),
+            Command::OpenAudit => f.write_str("OpenAudit"),
+            Command::Authenticated(i) => write!(f, "Authenticated({}, {})", i.operator, i.role),
             Command::Error(m) => write!(f, "Error({m:?})"),
             Command::Notify(m) => write!(f, "Notify({m:?})"),
         }

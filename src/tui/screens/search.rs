@@ -236,6 +236,7 @@ impl Screen for SearchScreen {
                 self.mode = Mode::Input;
                 self.search()
             }
+            Msg::Progress { .. } => vec![],
         }
     }
 

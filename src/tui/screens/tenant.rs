@@ -346,7 +346,7 @@ impl Screen for TenantScreen {
         match msg {
             Msg::Key(key) => self.on_key(*key),
             Msg::Done(done) => self.on_reply(done.id, &done.result),
-            Msg::Tick(_) | Msg::SetQuery(_) => vec![],
+            Msg::Tick(_) | Msg::SetQuery(_) | Msg::Progress { .. } => vec![],
         }
     }
 
