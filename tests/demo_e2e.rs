@@ -129,8 +129,15 @@ impl Drop for Demo {
 #[test]
 fn demo_quits_cleanly_and_leaves_nothing_behind() {
     let demo = Demo::start("quit");
-    let screen = demo.wait_for("DEMO", Duration::from_secs(120));
-    assert!(screen.contains("support"), "{screen}");
+    // The gate comes first: nothing else is reachable before it.
+    let screen = demo.wait_for("hardware-key gate", Duration::from_secs(120));
+    assert!(screen.contains("DEMO"), "{screen}");
+    assert!(!screen.contains("Find a tenant"), "{screen}");
+    // Choose the compliance role: its demo operator signs in with a software key.
+    demo.keys(&["j", "Enter"]);
+    let screen = demo.wait_for("Find a tenant", Duration::from_secs(20));
+    assert!(screen.contains("demo-compliance (compliance)"), "{screen}");
+    demo.wait_for("recent", Duration::from_secs(10));
     let dirs = demo.cluster_dirs();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     assert!(
@@ -163,7 +170,7 @@ fn demo_quits_cleanly_and_leaves_nothing_behind() {
 #[test]
 fn demo_cleans_up_when_terminated() {
     let demo = Demo::start("term");
-    demo.wait_for("DEMO", Duration::from_secs(120));
+    demo.wait_for("hardware-key gate", Duration::from_secs(120));
     let dirs = demo.cluster_dirs();
     assert_eq!(dirs.len(), 1);
     nix::sys::signal::kill(
