@@ -159,12 +159,13 @@ impl Kind {
     pub fn parse_pk(self, s: &str) -> Result<Pk> {
         let s = s.trim();
         match self.spec().pk_type {
-            PkType::BigInt => s.parse::<i64>().map(Pk::Int).map_err(|_| {
-                Error::InvalidInput(format!("a {} id is a number", self.label()))
-            }),
-            PkType::Uuid => Uuid::parse_str(s).map(Pk::Uuid).map_err(|_| {
-                Error::InvalidInput(format!("a {} id is a UUID", self.label()))
-            }),
+            PkType::BigInt => s
+                .parse::<i64>()
+                .map(Pk::Int)
+                .map_err(|_| Error::InvalidInput(format!("a {} id is a number", self.label()))),
+            PkType::Uuid => Uuid::parse_str(s)
+                .map(Pk::Uuid)
+                .map_err(|_| Error::InvalidInput(format!("a {} id is a UUID", self.label()))),
         }
     }
 
@@ -1030,10 +1031,7 @@ async fn fetch_one(
 fn check_pk_type(kind: Kind, id: Pk) -> Result<()> {
     match (kind.spec().pk_type, id) {
         (PkType::BigInt, Pk::Int(_)) | (PkType::Uuid, Pk::Uuid(_)) => Ok(()),
-        _ => Err(Error::InvalidInput(format!(
-            "not a {} id",
-            kind.label()
-        ))),
+        _ => Err(Error::InvalidInput(format!("not a {} id", kind.label()))),
     }
 }
 

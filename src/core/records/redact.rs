@@ -138,13 +138,7 @@ fn seen_digest(parts: &[&[u8]]) -> Result<[u8; 32]> {
 
 /// The column of the kind's own table a redaction may target: personal by
 /// the data map, text for spans, nullable for `Null`.
-fn target(
-    map: &DataMap,
-    catalog: &Catalog,
-    kind: Kind,
-    field: &str,
-    how: How,
-) -> Result<Mask> {
+fn target(map: &DataMap, catalog: &Catalog, kind: Kind, field: &str, how: How) -> Result<Mask> {
     let table = kind.table();
     let ct = catalog
         .get(table)
@@ -169,7 +163,9 @@ fn target(
         )));
     }
     if kind.pk_column() == field {
-        return Err(Error::InvalidInput("a record's key cannot be redacted".into()));
+        return Err(Error::InvalidInput(
+            "a record's key cannot be redacted".into(),
+        ));
     }
     match how {
         How::Span(_) if !is_text_type(&ct.data_type) => Err(Error::InvalidInput(format!(
@@ -339,7 +335,8 @@ async fn mark(console: &PgPool, batch: Uuid, status: &str) -> Result<()> {
 }
 
 /// Commits the Pluto transaction between recording the console rows and
-/// marking them; returns the batch.
+/// marking them.
+#[allow(clippy::too_many_arguments)]
 async fn commit_recorded(
     tx: sqlx::Transaction<'_, Postgres>,
     console: &PgPool,
@@ -380,9 +377,16 @@ pub async fn apply_redaction(
     check_key(key_for_hash)?;
     check_reason(reason)?;
     if preview.matches == 0 {
-        return Err(Error::InvalidInput("the preview found nothing to redact".into()));
+        return Err(Error::InvalidInput(
+            "the preview found nothing to redact".into(),
+        ));
     }
-    let (kind, id, field, how) = (preview.kind, preview.id, preview.field.as_str(), preview.how);
+    let (kind, id, field, how) = (
+        preview.kind,
+        preview.id,
+        preview.field.as_str(),
+        preview.how,
+    );
     target(map, catalog, kind, field, how)?;
     let mut tx = pluto.begin().await?;
     let mut qb = select_value(map, catalog, preview.tenant, kind, id, field, true)?;
@@ -422,7 +426,9 @@ pub async fn apply_redaction(
     id.push_bind(&mut qb);
     let done = qb.build().execute(&mut *tx).await?;
     if done.rows_affected() != 1 {
-        return Err(Error::Conflict("the record changed since the preview".into()));
+        return Err(Error::Conflict(
+            "the record changed since the preview".into(),
+        ));
     }
     let batch = Uuid::new_v4();
     let entry = Entry {
@@ -663,7 +669,9 @@ pub async fn apply_detector_redaction(
     check_key(key_for_hash)?;
     check_reason(reason)?;
     if preview.matches == 0 {
-        return Err(Error::InvalidInput("the preview found nothing to redact".into()));
+        return Err(Error::InvalidInput(
+            "the preview found nothing to redact".into(),
+        ));
     }
     let (tenant, detector) = (preview.tenant, preview.detector);
     let mut tx = pluto.begin().await?;
