@@ -71,8 +71,8 @@ pub struct Preview {
     pub how: How,
     /// The value now, under its mask.
     pub before_masked: String,
-    /// The value after redaction (`None`: NULL), other detected values in
-    /// it still masked.
+    /// The value after redaction (`None`: NULL), under the column's mask
+    /// (for free text: the markers shown, other detected values masked).
     pub after: Option<String>,
     /// Matches replaced (1 for `How::Null`).
     pub matches: usize,
@@ -248,7 +248,9 @@ pub async fn preview_redaction(
         field: field.to_string(),
         how,
         before_masked: mask.apply(&value),
-        after: after.map(|a| detect::mask_free_text(&a)),
+        // The rest of the value stays under the column's mask (free text:
+        // other detected values masked; a hidden column stays hidden).
+        after: after.map(|a| mask.apply(&a)),
         matches,
         seen: seen_digest(&[value.as_bytes()])?,
     })
