@@ -50,7 +50,7 @@ async fn load(pool: &sqlx::PgPool, biz: Uuid, off: i64, scale: i64) {
         format!(
             "INSERT INTO transactions
              SELECT $2 + g, $1, $5, '2020-01-01'::timestamptz + g * interval '97 seconds',
-                    (g * 7919) % 500000 - 1000,
+                    (g::bigint * 7919) % 500000 - 1000,
                     CASE WHEN g % 7 = 0 THEN 'ACH CREDIT JANE DOE' ELSE 'Merchant ' || (g % 1000) END,
                     CASE WHEN g % 97 = 0 THEN 'card 4111 1111 1111 1111 ref ' || g ELSE 'purchase ' || g END,
                     'ops'
@@ -150,6 +150,22 @@ async fn main() {
         .await
         .unwrap();
 
+    // The work runs in its own task so that the database is dropped even
+    // when it panics.
+    let outcome = tokio::spawn(run(pool.clone(), samples)).await;
+    pool.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn run(pool: sqlx::PgPool, samples: usize) {
     let started = Instant::now();
     sqlx::raw_sql(charon::pluto::SCHEMA)
         .execute(&pool)
@@ -273,12 +289,4 @@ async fn main() {
         ms(pct(&mut route, 0.5)),
         ms(pct(&mut route, 0.95))
     );
-
-    pool.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
 }
