@@ -1093,3 +1093,63 @@ async fn detector_sweep_applies_exactly_what_the_preview_counted() {
     .await;
     assert!(matches!(r, Err(Error::InvalidInput(_))));
 }
+
+#[tokio::test]
+async fn a_tenant_reached_through_a_join_path_scopes_the_same_rows() {
+    let mut f = fixture("rec_via").await;
+    // The same schema, with transactions reaching their tenant through
+    // their bank account instead of their own business_id.
+    let text = charon::core::datamap::PLUTO_MAP;
+    let at = text.find("[tables.transactions]").unwrap();
+    let (head, tail) = text.split_at(at);
+    let tail = tail.replacen(
+        "tenant = { column = \"business_id\" }",
+        "tenant = { via = [\"account_id -> bank_accounts.id\"], column = \"business_id\" }",
+        1,
+    );
+    let via = DataMap::parse(&format!("{head}{tail}"), std::path::Path::new("via.toml")).unwrap();
+    assert!(!via.table("transactions").unwrap().tenant.is_direct());
+    let direct = f
+        .all(
+            f.a,
+            Kind::Transactions,
+            SortBy::Amount,
+            Dir::Asc,
+            &Filter::default(),
+        )
+        .await;
+    f.map = via;
+    f.catalog = validate_against_catalog(&f.db.pool, &f.map).await.unwrap();
+    let joined = f
+        .all(
+            f.a,
+            Kind::Transactions,
+            SortBy::Amount,
+            Dir::Asc,
+            &Filter::default(),
+        )
+        .await;
+    assert_eq!(direct, joined);
+    let other = records::show(
+        &f.db.pool,
+        &f.map,
+        &f.catalog,
+        f.a,
+        Kind::Transactions,
+        Pk::Int(OFF_B + 1),
+    )
+    .await
+    .unwrap();
+    assert!(other.is_none());
+    let mine = records::show(
+        &f.db.pool,
+        &f.map,
+        &f.catalog,
+        f.a,
+        Kind::Transactions,
+        Pk::Int(1),
+    )
+    .await
+    .unwrap();
+    assert!(mine.is_some());
+}
