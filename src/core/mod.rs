@@ -14,6 +14,7 @@ pub mod keys;
 pub mod mask;
 pub mod mfa;
 pub mod operators;
+pub mod records;
 pub mod sanitize;
 pub mod secrets;
 pub mod session;

@@ -13,4 +13,12 @@ CREATE INDEX trips_business_started ON trips (business_id, started_at, id);
 CREATE INDEX trip_points_business ON trip_points (business_id);
 CREATE INDEX shifts_business_starts ON shifts (business_id, starts_at, id);
 CREATE INDEX payroll_business_paid ON payroll_entries (business_id, paid_at, id);
+-- Record tabs: keyset pages by amount, and the tabs without a date index.
+CREATE INDEX transactions_business_amount ON transactions (business_id, amount_cents, id);
+CREATE INDEX receipts_business_amount ON receipts (business_id, amount_cents, id);
+CREATE INDEX invoices_business_amount ON invoices (business_id, amount_cents, id);
+CREATE INDEX trips_business_distance ON trips (business_id, distance_m, id);
+CREATE INDEX payroll_business_gross ON payroll_entries (business_id, gross_cents, id);
+CREATE INDEX memberships_business_created ON memberships (business_id, created_at, user_id);
+CREATE INDEX bank_connections_business_created ON bank_connections (business_id, created_at, id);
 ANALYZE;
