@@ -19,7 +19,7 @@ use charon::core::console::{Console, allowed};
 use charon::core::mfa::otp::{self, AesKey, OtpToken, PrivateId};
 use charon::core::secrets::MasterKey;
 use charon::core::session::{Role, Session};
-use charon::core::{keys, operators};
+use charon::core::{keys, operators, records};
 use common::TestDb;
 use uuid::Uuid;
 
@@ -143,6 +143,16 @@ fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
         ActionKind::KeyList => Action::KeyList { login: None },
         ActionKind::KeyRevoke => Action::KeyRevoke { id: Uuid::new_v4() },
         ActionKind::KeyVerify => Action::KeyVerify(GateInput::Otp("x".into())),
+        ActionKind::RecordsList => Action::RecordsList {
+            tenant: Uuid::new_v4(),
+            kind: records::Kind::Receipts,
+            query: records::Query::default(),
+        },
+        ActionKind::RecordShow => Action::RecordShow {
+            tenant: Uuid::new_v4(),
+            kind: records::Kind::Receipts,
+            id: records::Pk::Int(1),
+        },
     }
 }
 
@@ -597,4 +607,80 @@ async fn admin_actions_need_a_fresh_touch() {
         c.dispatch(Action::OperatorList).await.unwrap(),
         Reply::Admin(_)
     ));
+}
+
+#[tokio::test]
+async fn records_through_the_dispatch_point_are_masked_scoped_and_audited() {
+    let pluto = TestDb::new("recs_p").await;
+    charon::pluto::seed::seed(
+        &pluto.pool,
+        &charon::pluto::seed::SeedOptions {
+            tenants: 3,
+            seed: 5,
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let console_db = TestDb::new("recs_c").await;
+    charon::core::db::migrate_console(&console_db.pool)
+        .await
+        .unwrap();
+    let config = Config::demo(pluto.url.clone(), console_db.url.clone());
+    let c = Console::from_pools(
+        &config,
+        Session::demo(Role::Support),
+        pluto.pool.clone(),
+        console_db.pool.clone(),
+        AuditKey::generate().unwrap(),
+    )
+    .unwrap();
+    c.dispatch(Action::Authenticate(GateInput::DemoRole(Role::Support)))
+        .await
+        .unwrap();
+    let (tenant, email): (Uuid, String) = sqlx::query_as(
+        "SELECT m.business_id, u.email FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.business_id IN (SELECT business_id FROM receipts) LIMIT 1",
+    )
+    .fetch_one(&pluto.pool)
+    .await
+    .unwrap();
+    let Reply::Records(page) = c
+        .dispatch(Action::RecordsList {
+            tenant,
+            kind: records::Kind::Members,
+            query: records::Query::default(),
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("no page")
+    };
+    assert!(!page.rows.is_empty());
+    let shown = serde_json::to_string(&page).unwrap();
+    assert!(
+        !shown.contains(&email),
+        "an unmasked e-mail reached the caller"
+    );
+    let entry = audit::list(&console_db.pool, &AuditFilter::default(), None, 1)
+        .await
+        .unwrap()
+        .entries
+        .remove(0);
+    assert_eq!(entry.entry.action, "records.list");
+    assert_eq!(entry.entry.tenant_id, Some(tenant));
+    assert_eq!(entry.entry.target_table.as_deref(), Some("memberships"));
+    // Another tenant's id shows nothing of this one.
+    let Reply::Records(other) = c
+        .dispatch(Action::RecordsList {
+            tenant: Uuid::new_v4(),
+            kind: records::Kind::Members,
+            query: records::Query::default(),
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("no page")
+    };
+    assert!(other.rows.is_empty());
 }

@@ -8,6 +8,7 @@ mod bench;
 mod datamap;
 mod demo;
 mod output;
+pub mod records;
 mod session;
 mod tenants;
 
@@ -52,6 +53,9 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         database_url: Option<String>,
     },
+    /// A tenant's records, masked (support, compliance, auditor).
+    #[command(subcommand)]
+    Records(records::RecordsCommand),
     /// Look up tenants.
     #[command(subcommand)]
     Tenants(tenants::TenantsCommand),
@@ -164,6 +168,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Records(cmd) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let console = session::open(&config, cli.agent).await?;
+            records::run(&console, &cmd).await
+        }
         Command::Operator(admin::OperatorCommand::Bootstrap { name, key }) => {
             let config = Config::load(cli.config.as_deref())?;
             let console = session::connect(&config).await?;

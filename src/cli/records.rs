@@ -14,17 +14,16 @@
 //! cursors follow on lines `# next CURSOR` / `# prev CURSOR`. JSON is the
 //! service's [`Page`] / [`MaskedRecord`], escaped by `output::json`.
 //!
-//! The handlers call the records service directly; when the console wires
-//! them to its dispatch point (MFA and audit), it calls [`print_page`] and
-//! [`print_record`] with the replies.
+//! Both go through the console's dispatch point (MFA gate, permission
+//! table, audit) like every other action.
 
 use chrono::NaiveDate;
 use clap::{Args, Subcommand, ValueEnum};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::output;
-use crate::core::datamap::{Catalog, DataMap};
+use crate::core::action::{Action, Reply};
+use crate::core::console::Console;
 use crate::core::records::{
     self, At, Cursor, Dir, Filter, Kind, MaskedRecord, Page, Query, SortBy,
 };
@@ -137,50 +136,47 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-/// `charon records list`: prints one page. Exit code 0.
-pub async fn list(
-    pool: &PgPool,
-    map: &DataMap,
-    catalog: &Catalog,
-    args: &ListArgs,
-) -> anyhow::Result<i32> {
-    let query = args.query()?;
-    let page = records::list(pool, map, catalog, args.tenant, args.kind, &query).await?;
-    print_page(&page, args.json)?;
-    Ok(0)
-}
-
-/// `charon records show`: prints one record. Exit code 0, or 1 when the
-/// tenant has no such record.
-pub async fn show(
-    pool: &PgPool,
-    map: &DataMap,
-    catalog: &Catalog,
-    args: &ShowArgs,
-) -> anyhow::Result<i32> {
-    let id = args.kind.parse_pk(&args.id)?;
-    match records::show(pool, map, catalog, args.tenant, args.kind, id).await? {
-        Some(r) => {
-            print_record(&r, args.json)?;
+/// Runs a `records` subcommand through the dispatch point (authorised,
+/// audited, after the MFA gate). Exit code 0, or 1 when the tenant has no
+/// such record.
+pub async fn run(console: &Console, cmd: &RecordsCommand) -> anyhow::Result<i32> {
+    match cmd {
+        RecordsCommand::List(args) => {
+            let reply = console
+                .dispatch(Action::RecordsList {
+                    tenant: args.tenant,
+                    kind: args.kind,
+                    query: args.query()?,
+                })
+                .await?;
+            let Reply::Records(page) = reply else {
+                anyhow::bail!("unexpected reply to a records list");
+            };
+            print_page(&page, args.json)?;
             Ok(0)
         }
-        None => {
-            eprintln!("no such {} in this tenant", args.kind.label());
-            Ok(1)
+        RecordsCommand::Show(args) => {
+            let id = args.kind.parse_pk(&args.id)?;
+            match console
+                .dispatch(Action::RecordShow {
+                    tenant: args.tenant,
+                    kind: args.kind,
+                    id,
+                })
+                .await
+            {
+                Ok(Reply::Record(r)) => {
+                    print_record(&r, args.json)?;
+                    Ok(0)
+                }
+                Ok(_) => anyhow::bail!("unexpected reply to a record show"),
+                Err(crate::core::Error::NotFound(_)) => {
+                    eprintln!("no such {} in this tenant", args.kind.label());
+                    Ok(1)
+                }
+                Err(e) => Err(e.into()),
+            }
         }
-    }
-}
-
-/// Runs a `records` subcommand against the Pluto pool.
-pub async fn run(
-    pool: &PgPool,
-    map: &DataMap,
-    catalog: &Catalog,
-    cmd: &RecordsCommand,
-) -> anyhow::Result<i32> {
-    match cmd {
-        RecordsCommand::List(a) => list(pool, map, catalog, a).await,
-        RecordsCommand::Show(a) => show(pool, map, catalog, a).await,
     }
 }
 

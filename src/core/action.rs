@@ -10,6 +10,7 @@ use crate::core::audit::{
     AuditFilter, AuditPage, AuditRecord, Checkpoint, ExportDest, ExportFormat, Verdict,
 };
 use crate::core::console::{ConsoleInfo, GateStatus};
+use crate::core::records;
 use crate::core::session::Role;
 use crate::core::tenants::{TenantDetail, TenantHit};
 
@@ -87,6 +88,18 @@ pub enum Action {
     },
     /// Check one factor and say which operator and key it matched, or why not.
     KeyVerify(GateInput),
+    /// One page of a tenant's records of one kind, masked.
+    RecordsList {
+        tenant: Uuid,
+        kind: records::Kind,
+        query: records::Query,
+    },
+    /// One record of a tenant with all its fields, masked.
+    RecordShow {
+        tenant: Uuid,
+        kind: records::Kind,
+        id: records::Pk,
+    },
     /// Find tenants by name, business id, member e-mail or phone number.
     SearchTenants {
         query: String,
@@ -142,6 +155,8 @@ pub enum ActionKind {
     KeyList,
     KeyRevoke,
     KeyVerify,
+    RecordsList,
+    RecordShow,
     SearchTenants,
     OpenTenant,
     AuditList,
@@ -154,7 +169,9 @@ pub enum ActionKind {
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 21] = [
+    pub const ALL: [ActionKind; 23] = [
+        ActionKind::RecordsList,
+        ActionKind::RecordShow,
         ActionKind::OpenConsole,
         ActionKind::GateStatus,
         ActionKind::Authenticate,
@@ -194,6 +211,8 @@ impl ActionKind {
             ActionKind::KeyList => "key.list",
             ActionKind::KeyRevoke => "key.revoke",
             ActionKind::KeyVerify => "key.verify",
+            ActionKind::RecordsList => "records.list",
+            ActionKind::RecordShow => "records.show",
             ActionKind::SearchTenants => "tenant.search",
             ActionKind::OpenTenant => "tenant.open",
             ActionKind::AuditList => "audit.list",
@@ -226,6 +245,8 @@ impl Action {
             Action::KeyList { .. } => ActionKind::KeyList,
             Action::KeyRevoke { .. } => ActionKind::KeyRevoke,
             Action::KeyVerify(_) => ActionKind::KeyVerify,
+            Action::RecordsList { .. } => ActionKind::RecordsList,
+            Action::RecordShow { .. } => ActionKind::RecordShow,
             Action::SearchTenants { .. } => ActionKind::SearchTenants,
             Action::OpenTenant { .. } => ActionKind::OpenTenant,
             Action::AuditList { .. } => ActionKind::AuditList,
@@ -240,6 +261,7 @@ impl Action {
     pub fn tenant(&self) -> Option<Uuid> {
         match self {
             Action::OpenTenant { business_id } => Some(*business_id),
+            Action::RecordsList { tenant, .. } | Action::RecordShow { tenant, .. } => Some(*tenant),
             Action::SearchTenants { .. }
             | Action::OpenConsole
             | Action::GateStatus
@@ -272,6 +294,8 @@ pub enum Reply {
     /// The gate passed; the status bar shows the (possibly new) operator and role.
     Authenticated(ConsoleInfo),
     Admin(AdminReply),
+    Records(records::Page),
+    Record(Box<records::MaskedRecord>),
     /// `key verify`: the factor matched this operator's key.
     KeyVerified {
         login: String,

@@ -24,7 +24,9 @@ use crate::core::audit::{self, AuditKey, AuditRecord, ExportDest, NewEntry, Outc
 use crate::core::audit::{VerifyProgress, event_code};
 use crate::core::auth::{Authenticator, FactorInput};
 use crate::core::config::Config;
+use crate::core::datamap::{Catalog, DataMap, validate_against_catalog};
 use crate::core::mfa::software::SoftwareKey;
+use crate::core::records;
 use crate::core::session::{Role, Session};
 use crate::core::{Error, Result, db, tenants};
 use crate::core::{keys, operators};
@@ -78,6 +80,8 @@ pub struct Console {
     audit: Arc<AuditSink>,
     auth: Arc<Authenticator>,
     idle: Duration,
+    /// The data map, validated against the live Pluto catalog on first use.
+    datamap: Arc<tokio::sync::OnceCell<(DataMap, Catalog)>>,
     /// Demo only: one in-memory software key per demo operator role.
     demo_keys: Arc<Vec<(Role, SoftwareKey)>>,
 }
@@ -133,6 +137,10 @@ pub fn allowed(role: Role, kind: ActionKind) -> bool {
         | ActionKind::KeyList
         | ActionKind::KeyRevoke
         | ActionKind::KeyVerify => role == Role::Admin,
+        // Tenant records, masked: the roles that look at customer data.
+        ActionKind::RecordsList | ActionKind::RecordShow => {
+            matches!(role, Role::Support | Role::Compliance | Role::Auditor)
+        }
         ActionKind::SearchTenants | ActionKind::OpenTenant => matches!(
             role,
             Role::Support | Role::Compliance | Role::Sre | Role::Auditor | Role::Admin
@@ -208,6 +216,7 @@ impl Console {
             auth: Arc::new(auth),
             idle: config.timeouts.idle,
             demo_keys: Arc::new(demo_keys),
+            datamap: Arc::new(tokio::sync::OnceCell::new()),
         })
     }
 
@@ -373,6 +382,17 @@ impl Console {
         }
     }
 
+    /// The data map and the live catalog it was validated against.
+    async fn datamap(&self) -> Result<&(DataMap, Catalog)> {
+        self.datamap
+            .get_or_try_init(|| async {
+                let map = DataMap::bundled()?;
+                let catalog = validate_against_catalog(&self.pluto_read, &map).await?;
+                Ok((map, catalog))
+            })
+            .await
+    }
+
     /// What the gate shows: the operator's enrolled factors, or the demo roles.
     async fn gate_status(&self) -> Result<GateStatus> {
         let session = self.session();
@@ -531,6 +551,29 @@ impl Console {
                 });
             }
             Action::GateStatus | Action::OperatorList => {}
+            Action::RecordsList { kind, query, .. } => {
+                e.target_table = Some(kind.table().to_string());
+                let f = &query.filter;
+                e.details = serde_json::json!({
+                    "sort": format!("{:?}", query.sort).to_lowercase(),
+                    "dir": format!("{:?}", query.dir).to_lowercase(),
+                    "filters": {
+                        "text": f.text.is_some(),
+                        "date": f.date_from.is_some() || f.date_to.is_some(),
+                        "amount": f.amount_min.is_some() || f.amount_max.is_some(),
+                    },
+                    "at": match &query.at {
+                        records::At::First => "first",
+                        records::At::Last => "last",
+                        records::At::After(_) => "after",
+                        records::At::Before(_) => "before",
+                    },
+                });
+            }
+            Action::RecordShow { kind, id, .. } => {
+                e.target_table = Some(kind.table().to_string());
+                e.target_pk = Some(id.to_string());
+            }
             Action::Bootstrap { login, key, .. } => {
                 e.target_table = Some("operators".into());
                 e.target_pk = Some(login.clone());
@@ -636,6 +679,26 @@ impl Console {
     {
         match action {
             Action::GateStatus => Ok(Reply::Gate(self.gate_status().await?)),
+            Action::RecordsList {
+                tenant,
+                kind,
+                query,
+            } => {
+                let (map, catalog) = self.datamap().await?;
+                Ok(Reply::Records(
+                    records::list(&self.pluto_read, map, catalog, tenant, kind, &query).await?,
+                ))
+            }
+            Action::RecordShow { tenant, kind, id } => {
+                let (map, catalog) = self.datamap().await?;
+                match records::show(&self.pluto_read, map, catalog, tenant, kind, id).await? {
+                    Some(r) => Ok(Reply::Record(Box::new(r))),
+                    None => Err(Error::NotFound(format!(
+                        "no such {} record for this tenant",
+                        kind.name()
+                    ))),
+                }
+            }
             Action::Bootstrap {
                 login,
                 display_name,

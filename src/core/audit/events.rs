@@ -30,6 +30,8 @@ pub fn base_code(kind: ActionKind) -> &'static str {
         ActionKind::KeyVerify => "CH7023",
         ActionKind::SearchTenants => "CH2001",
         ActionKind::OpenTenant => "CH2002",
+        ActionKind::RecordsList => "CH2003",
+        ActionKind::RecordShow => "CH2004",
         ActionKind::AuditList => "CH5001",
         ActionKind::AuditShow => "CH5002",
         ActionKind::AuditVerify => "CH5003",
