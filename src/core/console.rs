@@ -25,6 +25,7 @@ use crate::core::audit::{VerifyProgress, event_code};
 use crate::core::auth::{Authenticator, FactorInput};
 use crate::core::config::Config;
 use crate::core::datamap::{Catalog, DataMap, validate_against_catalog};
+use crate::core::mfa::StepUpProof;
 use crate::core::mfa::software::SoftwareKey;
 use crate::core::records;
 use crate::core::session::{Role, Session};
@@ -67,6 +68,10 @@ struct GateState {
     info: ConsoleInfo,
     /// When the gate was last passed; `None` before, and again after an idle timeout.
     passed_at: Option<Instant>,
+    /// What the last touch signed (sk, PIV, software): recorded in the audit
+    /// entry of the action it opened, so it can be proven later which key
+    /// approved exactly what.
+    last_proof: Option<StepUpProof>,
     last_activity: Instant,
 }
 
@@ -210,6 +215,7 @@ impl Console {
                 session,
                 info,
                 passed_at: None,
+                last_proof: None,
                 last_activity: Instant::now(),
             })),
             audit: Arc::new(AuditSink { key, mirror }),
@@ -289,7 +295,14 @@ impl Console {
                 let mut ok = self.entry_for(&now, now.role, &Action::GateStatus, Outcome::Allowed);
                 ok.action = kind.as_str().to_string();
                 ok.event_code = event_code(kind, Outcome::Allowed);
-                ok.details = serde_json::json!({ "entry": first.seq, "result": "passed" });
+                let proof = self.state().last_proof.clone();
+                ok.details = serde_json::json!({
+                    "entry": first.seq,
+                    "result": "passed",
+                    "factor": proof.as_ref().map(|p| p.factor().as_str()),
+                    "action_sha256": proof.as_ref().and_then(|p| p.action_hash()).map(hex::encode),
+                    "signature": proof.as_ref().and_then(|p| p.signature()).map(hex::encode),
+                });
                 if let Err(e) = self.record(&ok).await {
                     // Fail closed: without the record, the gate stays shut.
                     self.state().passed_at = None;
@@ -483,6 +496,7 @@ impl Console {
         st.info.operator = op.login;
         st.info.role = op.role;
         st.passed_at = Some(Instant::now());
+        st.last_proof = Some(proof);
         st.last_activity = Instant::now();
         Ok(st.info.clone())
     }
