@@ -83,6 +83,10 @@ fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
         ActionKind::OpenConsole => Action::OpenConsole,
         ActionKind::GateStatus => Action::GateStatus,
         ActionKind::Authenticate => Action::Authenticate(GateInput::Otp("x".into())),
+        ActionKind::StepUp => Action::StepUp {
+            input: GateInput::Otp("x".into()),
+            action: Box::new(Action::OperatorList),
+        },
         ActionKind::SearchTenants => Action::SearchTenants {
             query: "acme".into(),
         },
@@ -216,10 +220,20 @@ async fn every_role_times_every_action_follows_the_permission_table() {
     for role in Role::ALL {
         let c = s.demo(role).await;
         for kind in ActionKind::ALL {
-            if kind == ActionKind::Authenticate {
-                continue; // the gate itself: allowed for all, tested above
+            if matches!(kind, ActionKind::Authenticate | ActionKind::StepUp) {
+                continue; // the gate itself and step-up: tested on their own
             }
-            let result = c.dispatch(sample(kind, dir.path())).await;
+            let action = sample(kind, dir.path());
+            if charon::core::console::needs_step_up(kind) && allowed(role, kind) {
+                c.dispatch(Action::StepUp {
+                    input: GateInput::DemoRole(role),
+                    action: Box::new(action.clone()),
+                })
+                .await
+                .unwrap();
+            }
+            let result = c.dispatch(action).await;
+            assert!(!matches!(result, Err(Error::MfaRequired(_))), "{result:?}");
             let refused = matches!(result, Err(Error::Forbidden(_)));
             assert_eq!(
                 refused,
@@ -582,31 +596,71 @@ async fn admin_cli_bootstrap_operators_and_keys() {
 }
 
 #[tokio::test]
-async fn admin_actions_need_a_fresh_touch() {
+async fn step_up_signs_exactly_the_action_it_authorises() {
     let mut s = setup("stepup").await;
-    s.config.mfa.step_up_window = Duration::from_millis(300);
+    s.config.mfa.step_up_window = Duration::from_millis(800);
     let c = s.demo(Role::Admin).await;
+    let step_up = |action: Action| Action::StepUp {
+        input: GateInput::DemoRole(Role::Admin),
+        action: Box::new(action),
+    };
+    // The gate's signature covers opening the session, not an admin action.
+    let e = c.dispatch(Action::OperatorList).await.unwrap_err();
+    assert!(matches!(e, Error::MfaRequired(_)), "{e}");
+    assert!(e.to_string().contains("step-up"), "{e}");
+
+    assert!(matches!(
+        c.dispatch(step_up(Action::OperatorList)).await.unwrap(),
+        Reply::SteppedUp
+    ));
     assert!(matches!(
         c.dispatch(Action::OperatorList).await.unwrap(),
         Reply::Admin(_)
     ));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The action's own entry keeps the signature over its hash.
+    let entry = s.last_entry().await;
+    assert_eq!(entry.entry.action, "operator.list");
+    let su = &entry.entry.details["step_up"];
+    assert_eq!(su["factor"], "software");
+    let signed = charon::core::console::action_bytes(&Action::OperatorList);
+    assert_eq!(
+        su["action_sha256"].as_str(),
+        Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&signed)).as_str())
+    );
+    assert!(su["signature"].as_str().is_some_and(|x| x.len() >= 128));
+
+    // It authorises that action only.
+    let add = Action::OperatorAdd {
+        login: "bob".into(),
+        display_name: "Bob".into(),
+        role: Role::Sre,
+    };
+    let e = c.dispatch(add.clone()).await.unwrap_err();
+    assert!(matches!(e, Error::MfaRequired(_)), "{e}");
+    c.dispatch(step_up(add.clone())).await.unwrap();
+    c.dispatch(add).await.unwrap();
+
+    // And only for the window.
+    c.dispatch(step_up(Action::OperatorList)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let e = c.dispatch(Action::OperatorList).await.unwrap_err();
     assert!(matches!(e, Error::MfaRequired(_)), "{e}");
-    assert!(e.to_string().contains("step-up"), "{e}");
     // Non-admin actions are still open (the session is not idle).
     c.dispatch(Action::SearchTenants {
         query: "acme".into(),
     })
     .await
     .unwrap();
-    c.dispatch(Action::Authenticate(GateInput::DemoRole(Role::Admin)))
+
+    // Another operator's key cannot step up this session.
+    let e = c
+        .dispatch(Action::StepUp {
+            input: GateInput::DemoRole(Role::Support),
+            action: Box::new(Action::OperatorList),
+        })
         .await
-        .unwrap();
-    assert!(matches!(
-        c.dispatch(Action::OperatorList).await.unwrap(),
-        Reply::Admin(_)
-    ));
+        .unwrap_err();
+    assert!(matches!(e, Error::Forbidden(_)), "{e}");
 }
 
 #[tokio::test]

@@ -212,7 +212,7 @@ pub async fn bootstrap(console: &Console, name: String, key: &KeyArgs) -> anyhow
     print(reply, false)
 }
 
-pub async fn operator(console: &Console, cmd: OperatorCommand) -> anyhow::Result<i32> {
+pub async fn operator(console: &Console, cmd: OperatorCommand, agent: bool) -> anyhow::Result<i32> {
     let (action, json) = match cmd {
         OperatorCommand::Bootstrap { .. } => anyhow::bail!("bootstrap runs before any session"),
         OperatorCommand::List { json } => (Action::OperatorList, json),
@@ -235,7 +235,10 @@ pub async fn operator(console: &Console, cmd: OperatorCommand) -> anyhow::Result
         OperatorCommand::Unlock { login } => (Action::OperatorUnlock { login }, false),
         OperatorCommand::Remove { login } => (Action::OperatorRemove { login }, false),
     };
-    print(console.dispatch(action).await?, json)
+    print(
+        super::session::dispatch_stepped(console, action, agent).await?,
+        json,
+    )
 }
 
 pub async fn key(console: &Console, cmd: KeyCommand, agent: bool) -> anyhow::Result<i32> {
@@ -255,14 +258,14 @@ pub async fn key(console: &Console, cmd: KeyCommand, agent: bool) -> anyhow::Res
             },
             false,
         ),
+        KeyCommand::Verify if agent => (Action::KeyVerify(GateInput::Agent), false),
         KeyCommand::Verify => {
-            let input = if agent {
-                GateInput::Agent
-            } else {
-                GateInput::Otp(super::session::read_otp(&["the key to check".into()])?)
-            };
-            (Action::KeyVerify(input), false)
+            let otp = super::session::read_otp(&["the key to check".into()])?;
+            (Action::KeyVerify(GateInput::Otp(otp)), false)
         }
     };
-    print(console.dispatch(action).await?, json)
+    print(
+        super::session::dispatch_stepped(console, action, agent).await?,
+        json,
+    )
 }

@@ -181,7 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Operator(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
             let console = session::open(&config, cli.agent).await?;
-            admin::operator(&console, cmd).await
+            admin::operator(&console, cmd, cli.agent).await
         }
         Command::Key(cmd) => {
             let config = Config::load(cli.config.as_deref())?;

@@ -78,3 +78,26 @@ pub(super) fn read_otp(prompts: &[String]) -> anyhow::Result<String> {
     }
     Ok(otp)
 }
+
+/// Dispatches an action, first asking for the step-up it needs: with a
+/// signing factor (`--agent`) the key signs exactly this action; an OTP
+/// session's fresh gate touch already counts.
+pub async fn dispatch_stepped(
+    console: &Console,
+    action: Action,
+    agent: bool,
+) -> anyhow::Result<Reply> {
+    if agent && crate::core::console::needs_step_up(action.kind()) {
+        eprintln!(
+            "charon: confirm {} on your security key",
+            action.kind().as_str()
+        );
+        console
+            .dispatch(Action::StepUp {
+                input: GateInput::Agent,
+                action: Box::new(action.clone()),
+            })
+            .await?;
+    }
+    Ok(console.dispatch(action).await?)
+}

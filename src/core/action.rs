@@ -46,8 +46,14 @@ pub enum Action {
     /// What the MFA gate waits for: the operator's enrolled factors (or, in
     /// the demo, the roles to choose from).
     GateStatus,
-    /// Pass the MFA gate (or step up) with a factor.
+    /// Pass the MFA gate with a factor.
     Authenticate(GateInput),
+    /// A fresh touch for one action that needs it (step-up): where the factor
+    /// signs, the challenge holds the SHA-256 of exactly that action.
+    StepUp {
+        input: GateInput,
+        action: Box<Action>,
+    },
     /// Create the first admin and their first key (only on an empty operator table).
     Bootstrap {
         login: String,
@@ -144,6 +150,7 @@ pub enum ActionKind {
     OpenConsole,
     GateStatus,
     Authenticate,
+    StepUp,
     Bootstrap,
     OperatorList,
     OperatorAdd,
@@ -169,7 +176,8 @@ pub enum ActionKind {
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 23] = [
+    pub const ALL: [ActionKind; 24] = [
+        ActionKind::StepUp,
         ActionKind::RecordsList,
         ActionKind::RecordShow,
         ActionKind::OpenConsole,
@@ -200,6 +208,7 @@ impl ActionKind {
             ActionKind::OpenConsole => "console.open",
             ActionKind::GateStatus => "mfa.status",
             ActionKind::Authenticate => "mfa.verify",
+            ActionKind::StepUp => "mfa.step_up",
             ActionKind::Bootstrap => "operator.bootstrap",
             ActionKind::OperatorList => "operator.list",
             ActionKind::OperatorAdd => "operator.add",
@@ -234,6 +243,7 @@ impl Action {
             Action::OpenConsole => ActionKind::OpenConsole,
             Action::GateStatus => ActionKind::GateStatus,
             Action::Authenticate(_) => ActionKind::Authenticate,
+            Action::StepUp { .. } => ActionKind::StepUp,
             Action::Bootstrap { .. } => ActionKind::Bootstrap,
             Action::OperatorList => ActionKind::OperatorList,
             Action::OperatorAdd { .. } => ActionKind::OperatorAdd,
@@ -266,6 +276,7 @@ impl Action {
             | Action::OpenConsole
             | Action::GateStatus
             | Action::Authenticate(_)
+            | Action::StepUp { .. }
             | Action::Bootstrap { .. }
             | Action::OperatorList
             | Action::OperatorAdd { .. }
@@ -293,6 +304,8 @@ pub enum Reply {
     Gate(GateStatus),
     /// The gate passed; the status bar shows the (possibly new) operator and role.
     Authenticated(ConsoleInfo),
+    /// The step-up passed; the action it names may run now.
+    SteppedUp,
     Admin(AdminReply),
     Records(records::Page),
     Record(Box<records::MaskedRecord>),

@@ -124,6 +124,14 @@ pub fn needs_step_up(kind: ActionKind) -> bool {
 /// What the gate signs for: the domain-separated action of opening a session.
 const GATE_PURPOSE: &str = "gate";
 const GATE_ACTION: &[u8] = b"charon: open a console session";
+const STEP_UP_PURPOSE: &str = "step-up";
+
+/// The bytes a signing factor signs to authorise exactly this action (its
+/// SHA-256 goes into the challenge). `Debug` of an action never shows a
+/// secret (OTPs and key secrets are masked).
+pub fn action_bytes(action: &Action) -> Vec<u8> {
+    format!("charon-action-v1\0{action:?}").into_bytes()
+}
 
 /// Which roles may run which action. Every dispatch checks it.
 pub fn allowed(role: Role, kind: ActionKind) -> bool {
@@ -131,6 +139,7 @@ pub fn allowed(role: Role, kind: ActionKind) -> bool {
         ActionKind::OpenConsole
         | ActionKind::GateStatus
         | ActionKind::Authenticate
+        | ActionKind::StepUp
         | ActionKind::Bootstrap => true,
         ActionKind::OperatorList
         | ActionKind::OperatorAdd
@@ -266,13 +275,27 @@ impl Console {
     {
         let kind = action.kind();
         let session = self.session();
-        let (role, refusal) = self.authorise(&session, kind).await;
+        let (role, refusal) = self.authorise(&session, &action).await;
         let outcome = if refusal.is_none() {
             Outcome::Allowed
         } else {
             Outcome::Denied
         };
         let mut entry = self.entry_for(&session, role, &action, outcome);
+        let proof = self.state().last_proof.clone();
+        if let (true, None, Some(p), serde_json::Value::Object(d)) =
+            (needs_step_up(kind), &refusal, &proof, &mut entry.details)
+        {
+            d.insert(
+                "step_up".into(),
+                serde_json::json!({
+                    "factor": p.factor().as_str(),
+                    "key_id": p.key_id(),
+                    "action_sha256": p.action_hash().map(hex::encode),
+                    "signature": p.signature().map(hex::encode),
+                }),
+            );
+        }
         if let Some(e) = &refusal {
             entry.error = Some(e.audit_code());
         }
@@ -337,7 +360,8 @@ impl Console {
     /// the console); after it, the operator's role as the console database
     /// says it on this very action. Returns the role to record and the
     /// refusal, if any.
-    async fn authorise(&self, session: &Session, kind: ActionKind) -> (Role, Option<Error>) {
+    async fn authorise(&self, session: &Session, action: &Action) -> (Role, Option<Error>) {
+        let kind = action.kind();
         let demo_before_choice = session.demo && !self.gate_open();
         if before_gate(kind) {
             if kind == ActionKind::OpenConsole && !session.demo {
@@ -357,21 +381,6 @@ impl Console {
             return (session.role, Some(Error::MfaRequired(why.into())));
         }
         debug_assert!(!demo_before_choice);
-        if needs_step_up(kind) {
-            let fresh = self
-                .state()
-                .passed_at
-                .is_some_and(|t| t.elapsed() <= self.auth.step_up_window());
-            if !fresh {
-                return (
-                    session.role,
-                    Some(Error::MfaRequired(format!(
-                        "{} needs a fresh touch of your key (step-up)",
-                        kind.as_str()
-                    ))),
-                );
-            }
-        }
         let role = match operators::resolve(&self.console, &session.operator).await {
             Ok(op) => op.role,
             Err(e) => return (session.role, Some(e)),
@@ -382,17 +391,38 @@ impl Console {
             st.session.role = role;
             st.info.role = role;
         }
-        if allowed(role, kind) {
-            (role, None)
-        } else {
-            (
+        if !allowed(role, kind) {
+            return (
                 role,
                 Some(Error::Forbidden(format!(
                     "role {role} may not {}",
                     kind.as_str()
                 ))),
-            )
+            );
         }
+        if needs_step_up(kind) {
+            let window = chrono::Duration::from_std(self.auth.step_up_window())
+                .unwrap_or(chrono::Duration::MAX);
+            let fresh = match &self.state().last_proof {
+                // A signing factor must have signed this very action.
+                Some(p) if p.factor().signs() => {
+                    p.is_fresh(chrono::Utc::now(), window) && p.authorises(&action_bytes(action))
+                }
+                // An OTP cannot sign: a recent touch is all there is.
+                Some(p) => p.is_fresh(chrono::Utc::now(), window),
+                None => false,
+            };
+            if !fresh {
+                return (
+                    role,
+                    Some(Error::MfaRequired(format!(
+                        "{} needs a fresh touch of your key (step-up)",
+                        kind.as_str()
+                    ))),
+                );
+            }
+        }
+        (role, None)
     }
 
     /// The data map and the live catalog it was validated against.
@@ -431,7 +461,12 @@ impl Console {
     }
 
     /// Checks a factor at the gate and, on success, opens it.
-    async fn authenticate(&self, input: GateInput) -> Result<ConsoleInfo> {
+    async fn authenticate(
+        &self,
+        input: GateInput,
+        purpose: &str,
+        signed: &[u8],
+    ) -> Result<ConsoleInfo> {
         let session = self.session();
         let (login, proof) = match input {
             GateInput::DemoRole(role) => {
@@ -448,8 +483,8 @@ impl Console {
                         &self.console,
                         &login,
                         FactorInput::Software { key },
-                        GATE_PURPOSE,
-                        GATE_ACTION,
+                        purpose,
+                        signed,
                     )
                     .await?;
                 (login, proof)
@@ -461,8 +496,8 @@ impl Console {
                         &self.console,
                         &session.operator,
                         FactorInput::Otp(otp),
-                        GATE_PURPOSE,
-                        GATE_ACTION,
+                        purpose,
+                        signed,
                     )
                     .await?;
                 (session.operator.clone(), proof)
@@ -481,13 +516,18 @@ impl Console {
                         FactorInput::Agent {
                             socket: socket.into(),
                         },
-                        GATE_PURPOSE,
-                        GATE_ACTION,
+                        purpose,
+                        signed,
                     )
                     .await?;
                 (session.operator.clone(), proof)
             }
         };
+        if purpose == STEP_UP_PURPOSE && login != session.operator {
+            return Err(Error::Forbidden(
+                "a step-up must be signed by the operator of this session".into(),
+            ));
+        }
         let op = operators::resolve(&self.console, &login).await?;
         let mut st = self.state();
         st.session.operator = op.login.clone();
@@ -565,6 +605,17 @@ impl Console {
                 });
             }
             Action::GateStatus | Action::OperatorList => {}
+            Action::StepUp { input, action } => {
+                e.details = serde_json::json!({
+                    "factor": match input {
+                        GateInput::Otp(_) => "yubico_otp",
+                        GateInput::Agent => "sk",
+                        GateInput::DemoRole(_) => "software",
+                    },
+                    "for_action": action.kind().as_str(),
+                    "action_sha256": hex::encode(crate::core::mfa::challenge::sha256(&action_bytes(action))),
+                });
+            }
             Action::RecordsList { kind, query, .. } => {
                 e.target_table = Some(kind.table().to_string());
                 let f = &query.filter;
@@ -790,8 +841,13 @@ impl Console {
                     factor: m.factor.as_str().to_string(),
                 })
             }
-            Action::Authenticate(input) => {
-                Ok(Reply::Authenticated(self.authenticate(input).await?))
+            Action::Authenticate(input) => Ok(Reply::Authenticated(
+                self.authenticate(input, GATE_PURPOSE, GATE_ACTION).await?,
+            )),
+            Action::StepUp { input, action } => {
+                let signed = action_bytes(&action);
+                self.authenticate(input, STEP_UP_PURPOSE, &signed).await?;
+                Ok(Reply::SteppedUp)
             }
             Action::OpenConsole => {
                 let session = self.session();

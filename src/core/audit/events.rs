@@ -18,6 +18,7 @@ pub fn base_code(kind: ActionKind) -> &'static str {
         ActionKind::GateStatus => "CH7001",
         ActionKind::Authenticate => "CH7002",
         ActionKind::Bootstrap => "CH7003",
+        ActionKind::StepUp => "CH7004",
         ActionKind::OperatorList => "CH7010",
         ActionKind::OperatorAdd => "CH7011",
         ActionKind::OperatorSetRole => "CH7012",
