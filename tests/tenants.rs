@@ -120,6 +120,13 @@ async fn name_search_is_fuzzy_and_substring() {
     // Case-insensitive substring.
     assert_eq!(names(p, "bakery").await, vec!["Harbor Bakery"]);
     assert!(names(p, "zzzzqqq").await.is_empty());
+    // The first one or two characters typed match the start of names.
+    assert_eq!(
+        names(p, "ac").await,
+        vec!["Acme Plumbing LLC", "Acme Roofing"]
+    );
+    assert_eq!(names(p, "H").await, vec!["Harbor Bakery"]);
+    assert!(names(p, "ak").await.is_empty(), "not a substring match yet");
 }
 
 #[tokio::test]
@@ -208,13 +215,16 @@ async fn hostile_input_matches_literally_and_never_errors() {
         vec![r#"50% Off_Deals \ "Quoted" O'Brien Café"#]
     );
     assert_eq!(names(p, "Off_Deals").await.len(), 1);
-    assert_eq!(names(p, r"\ ").await.len(), 1);
+    assert_eq!(names(p, r#"\ ""#).await.len(), 1);
     assert_eq!(names(p, "O'Brien").await.len(), 1);
     assert_eq!(names(p, "\"Quoted\"").await.len(), 1);
     assert_eq!(names(p, "café").await.len(), 1);
-    // Wildcards alone match only names that contain them literally.
-    assert_eq!(names(p, "%").await.len(), 1);
-    assert_eq!(names(p, "_").await.len(), 1);
+    // Wildcards alone are no wildcards: one or two characters match name
+    // prefixes, and no name starts with them.
+    assert!(names(p, "%").await.is_empty());
+    assert!(names(p, "_").await.is_empty());
+    assert!(names(p, "%_").await.is_empty());
+    assert_eq!(names(p, "50").await.len(), 1);
     assert!(names(p, "%%%_%").await.is_empty());
     for q in [
         "'; DROP TABLE businesses; --",

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::demo::{seed_into, start_server};
 use crate::core::action::{Action, GateInput};
-use crate::core::config::{Config, DbUrl};
+use crate::core::config::{Config, DbUrl, with_database};
 use crate::core::console::Console;
 use crate::core::session::{Role, Session};
 use crate::core::tenants::{self, QueryKind, SEARCH_LIMIT, like_escape};
@@ -27,6 +27,10 @@ pub enum BenchCommand {
         /// Queries timed per kind.
         #[arg(long, default_value_t = 300)]
         samples: usize,
+        /// Use this already seeded Pluto database instead of seeding a
+        /// throwaway one (a console database is created beside it and dropped).
+        #[arg(long, value_name = "URL")]
+        pluto_url: Option<String>,
     },
 }
 
@@ -35,12 +39,42 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
         tenants,
         seed,
         samples,
+        pluto_url,
     } = cmd;
-    let server = start_server().await?;
-    let (pluto, console) = server.urls();
-    let pluto = DbUrl::parse(&pluto).map_err(anyhow::Error::msg)?;
-    let console_url = DbUrl::parse(&console).map_err(anyhow::Error::msg)?;
-    seed_into(&pluto, tenants, seed).await?;
+    let (server, pluto, console_url) = match pluto_url {
+        Some(url) => {
+            let console_db = format!(
+                "charon_bench_{}",
+                uuid::Uuid::new_v4()
+                    .simple()
+                    .to_string()
+                    .get(..10)
+                    .unwrap_or("x")
+            );
+            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await?;
+            let sql = format!("CREATE DATABASE \"{console_db}\"");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await?;
+            let console = with_database(&url, &console_db);
+            (
+                Err(console_db),
+                DbUrl::parse(&url).map_err(anyhow::Error::msg)?,
+                DbUrl::parse(&console).map_err(anyhow::Error::msg)?,
+            )
+        }
+        None => {
+            let server = start_server().await?;
+            let (pluto, console) = server.urls();
+            let pluto = DbUrl::parse(&pluto).map_err(anyhow::Error::msg)?;
+            seed_into(&pluto, tenants, seed).await?;
+            (
+                Ok(server),
+                pluto,
+                DbUrl::parse(&console).map_err(anyhow::Error::msg)?,
+            )
+        }
+    };
     let config = Config::demo(pluto.clone(), console_url);
     let console = Console::connect(&config, Session::demo(Role::Support)).await?;
     console
@@ -105,7 +139,16 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
         );
     }
     drop(console);
-    drop(server);
+    match server {
+        Ok(server) => drop(server),
+        Err(console_db) => {
+            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(pluto.expose()).await?;
+            let sql = format!("DROP DATABASE IF EXISTS \"{console_db}\" WITH (FORCE)");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await?;
+        }
+    }
     Ok(0)
 }
 
@@ -184,9 +227,10 @@ async fn run_bare(pool: &PgPool, q: &str) -> anyhow::Result<usize> {
                 .await?
         }
         QueryKind::Name(name) => {
-            sqlx::query(tenants::NAME_SQL)
+            let (sql, pattern) = tenants::name_query(&name);
+            sqlx::query(sql)
                 .bind(&name)
-                .bind(format!("%{}%", like_escape(&name)))
+                .bind(pattern)
                 .bind(SEARCH_LIMIT)
                 .fetch_all(pool)
                 .await?

@@ -1,5 +1,6 @@
 -- Indexes created after bulk loading (faster than maintaining them during COPY).
 CREATE INDEX businesses_name_trgm ON businesses USING gin (name gin_trgm_ops);
+CREATE INDEX businesses_name_prefix ON businesses (lower(name) text_pattern_ops);
 CREATE INDEX businesses_created ON businesses (created_at DESC, id);
 CREATE INDEX users_email_lower ON users (lower(email) text_pattern_ops);
 CREATE INDEX users_phone_digits_rev ON users (reverse(phone_digits) text_pattern_ops);
