@@ -179,7 +179,7 @@ async fn sample_queries(
             .fetch_all(pool)
             .await?;
     // What an operator types: the first word or two of the name.
-    let names = names
+    let names: Vec<String> = names
         .into_iter()
         .map(|name| {
             name.split_whitespace()
@@ -203,8 +203,14 @@ async fn sample_queries(
         .bind(n)
         .fetch_all(pool)
         .await?;
+    // The first two characters typed, as the list narrows while typing.
+    let prefixes = names
+        .iter()
+        .map(|n| n.chars().take(2).collect::<String>())
+        .collect();
     Ok(vec![
         ("name", names),
+        ("name, first 2 chars", prefixes),
         ("email", emails),
         ("phone", phones),
         ("id", ids.into_iter().map(|i| i.to_string()).collect()),
