@@ -152,6 +152,10 @@ fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
             kind: records::Kind::Receipts,
             query: records::Query::default(),
         },
+        ActionKind::TripRoute => Action::TripRoute {
+            tenant: Uuid::new_v4(),
+            trip_id: 1,
+        },
         ActionKind::RecordShow => Action::RecordShow {
             tenant: Uuid::new_v4(),
             kind: records::Kind::Receipts,
@@ -737,4 +741,46 @@ async fn records_through_the_dispatch_point_are_masked_scoped_and_audited() {
         panic!("no page")
     };
     assert!(other.rows.is_empty());
+}
+
+#[tokio::test]
+async fn piv_at_the_gate_says_plainly_when_there_is_no_card_reader() {
+    let s = setup("piv").await;
+    let login = "pat";
+    operators::add(&s.console_db.pool, "x", login, "Pat", Role::Support)
+        .await
+        .unwrap();
+    let c = s.console(Session {
+        id: Uuid::new_v4(),
+        operator: login.into(),
+        role: Role::Support,
+        demo: false,
+        key_id: None,
+    });
+    let e = c
+        .dispatch(Action::Authenticate(GateInput::Piv {
+            pin: "123456".into(),
+        }))
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    // No PIV key enrolled: refused before any card is touched, PIN never echoed.
+    assert!(!msg.contains("123456"), "{msg}");
+    assert!(!c.gate_open());
+    let entries = audit::list(&s.console_db.pool, &AuditFilter::default(), None, 2)
+        .await
+        .unwrap()
+        .entries;
+    let (failed, attempt) = (&entries[0], &entries[1]);
+    assert_eq!(attempt.entry.action, "mfa.verify");
+    assert_eq!(attempt.entry.details["factor"], "piv");
+    assert_eq!(failed.entry.outcome, Outcome::Failed);
+    for e in &entries {
+        assert!(!format!("{:?}", e.entry).contains("123456"));
+    }
+    let op = operators::resolve(&s.console_db.pool, login).await.unwrap();
+    assert_eq!(
+        op.failed_attempts, 0,
+        "an unusable factor is not a failed attempt"
+    );
 }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::output;
+use super::session::Factor;
 use crate::core::action::{Action, GateInput, Reply};
 use crate::core::admin::{self, AdminReply, Enrolment};
 use crate::core::console::Console;
@@ -212,7 +213,11 @@ pub async fn bootstrap(console: &Console, name: String, key: &KeyArgs) -> anyhow
     print(reply, false)
 }
 
-pub async fn operator(console: &Console, cmd: OperatorCommand, agent: bool) -> anyhow::Result<i32> {
+pub async fn operator(
+    console: &Console,
+    cmd: OperatorCommand,
+    factor: Factor,
+) -> anyhow::Result<i32> {
     let (action, json) = match cmd {
         OperatorCommand::Bootstrap { .. } => anyhow::bail!("bootstrap runs before any session"),
         OperatorCommand::List { json } => (Action::OperatorList, json),
@@ -236,12 +241,12 @@ pub async fn operator(console: &Console, cmd: OperatorCommand, agent: bool) -> a
         OperatorCommand::Remove { login } => (Action::OperatorRemove { login }, false),
     };
     print(
-        super::session::dispatch_stepped(console, action, agent).await?,
+        super::session::dispatch_stepped(console, action, factor).await?,
         json,
     )
 }
 
-pub async fn key(console: &Console, cmd: KeyCommand, agent: bool) -> anyhow::Result<i32> {
+pub async fn key(console: &Console, cmd: KeyCommand, factor: Factor) -> anyhow::Result<i32> {
     let (action, json) = match cmd {
         KeyCommand::Enroll { login, label, key } => (
             Action::KeyEnroll {
@@ -258,14 +263,16 @@ pub async fn key(console: &Console, cmd: KeyCommand, agent: bool) -> anyhow::Res
             },
             false,
         ),
-        KeyCommand::Verify if agent => (Action::KeyVerify(GateInput::Agent), false),
+        KeyCommand::Verify if factor == Factor::Agent => {
+            (Action::KeyVerify(GateInput::Agent), false)
+        }
         KeyCommand::Verify => {
             let otp = super::session::read_otp(&["the key to check".into()])?;
             (Action::KeyVerify(GateInput::Otp(otp)), false)
         }
     };
     print(
-        super::session::dispatch_stepped(console, action, agent).await?,
+        super::session::dispatch_stepped(console, action, factor).await?,
         json,
     )
 }

@@ -26,8 +26,12 @@ pub struct Cli {
     pub config: Option<PathBuf>,
     /// Pass the MFA gate with a security key through the ssh-agent
     /// (SSH_AUTH_SOCK) instead of a YubiKey OTP read from standard input.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "piv")]
     pub agent: bool,
+    /// Pass the MFA gate with the PIV key (slot 9a) of a YubiKey plugged into
+    /// this machine; the PIN is asked without echo.
+    #[arg(long, global = true)]
+    pub piv: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -121,8 +125,21 @@ pub enum DatamapCommand {
     },
 }
 
+impl Cli {
+    fn factor(&self) -> session::Factor {
+        if self.agent {
+            session::Factor::Agent
+        } else if self.piv {
+            session::Factor::Piv
+        } else {
+            session::Factor::Otp
+        }
+    }
+}
+
 /// Runs the parsed command; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let factor = cli.factor();
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Tui => {
@@ -152,7 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Tenants(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
-            let console = session::open(&config, cli.agent).await?;
+            let console = session::open(&config, factor).await?;
             tenants::run(&console, cmd).await
         }
         Command::Migrate => {
@@ -170,7 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Records(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
-            let console = session::open(&config, cli.agent).await?;
+            let console = session::open(&config, factor).await?;
             records::run(&console, &cmd).await
         }
         Command::Operator(admin::OperatorCommand::Bootstrap { name, key }) => {
@@ -180,17 +197,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Operator(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
-            let console = session::open(&config, cli.agent).await?;
-            admin::operator(&console, cmd, cli.agent).await
+            let console = session::open(&config, factor).await?;
+            admin::operator(&console, cmd, factor).await
         }
         Command::Key(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
-            let console = session::open(&config, cli.agent).await?;
-            admin::key(&console, cmd, cli.agent).await
+            let console = session::open(&config, factor).await?;
+            admin::key(&console, cmd, factor).await
         }
         Command::Audit(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
-            let console = session::open(&config, cli.agent).await?;
+            let console = session::open(&config, factor).await?;
             let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
             Ok(match cmd {
                 AuditCommand::Verify { from, checkpoint } => {

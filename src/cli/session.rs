@@ -29,20 +29,33 @@ pub async fn connect(config: &Config) -> anyhow::Result<Console> {
     Ok(Console::connect(config, session).await?)
 }
 
+/// How the CLI passes the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    /// A Yubico OTP typed at the prompt or given on standard input.
+    Otp,
+    /// A FIDO security key through the forwarded ssh-agent.
+    Agent,
+    /// The PIV key of a YubiKey plugged into this machine (PIN asked).
+    Piv,
+}
+
 /// Opens an authenticated console for the operator running this process.
-pub async fn open(config: &Config, agent: bool) -> anyhow::Result<Console> {
+pub async fn open(config: &Config, factor: Factor) -> anyhow::Result<Console> {
     let console = connect(config).await?;
     // Records the session; refused (and audited) for an account that is not
     // an active operator.
     console.dispatch(Action::OpenConsole).await?;
-    let input = if agent {
-        GateInput::Agent
-    } else {
-        let prompts = match console.dispatch(Action::GateStatus).await? {
-            Reply::Gate(g) => g.prompts,
-            _ => Vec::new(),
-        };
-        GateInput::Otp(read_otp(&prompts)?)
+    let input = match factor {
+        Factor::Agent => GateInput::Agent,
+        Factor::Piv => GateInput::Piv { pin: read_pin()? },
+        Factor::Otp => {
+            let prompts = match console.dispatch(Action::GateStatus).await? {
+                Reply::Gate(g) => g.prompts,
+                _ => Vec::new(),
+            };
+            GateInput::Otp(read_otp(&prompts)?)
+        }
     };
     match console.dispatch(Action::Authenticate(input)).await? {
         Reply::Authenticated(info) => {
@@ -53,6 +66,36 @@ pub async fn open(config: &Config, agent: bool) -> anyhow::Result<Console> {
         }
         _ => anyhow::bail!("unexpected reply from the MFA gate"),
     }
+}
+
+/// Reads the PIV PIN without echoing it on a terminal (or the first line of
+/// standard input for scripts). The terminal's echo is restored on every path.
+fn read_pin() -> anyhow::Result<String> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    if stdin.is_terminal() {
+        eprint!("charon: PIV PIN: ");
+        let _ = std::io::stderr().flush();
+        let saved = tcgetattr(&stdin)?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        tcsetattr(&stdin, SetArg::TCSANOW, &quiet)?;
+        let read = stdin.lock().read_line(&mut line);
+        tcsetattr(&stdin, SetArg::TCSANOW, &saved)?;
+        eprintln!();
+        read.context("reading the PIN")?;
+    } else {
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("reading the PIN")?;
+    }
+    let pin = line.trim_end_matches(['\r', '\n']).to_string();
+    if pin.is_empty() {
+        anyhow::bail!("no PIN given");
+    }
+    Ok(pin)
 }
 
 pub(super) fn read_otp(prompts: &[String]) -> anyhow::Result<String> {
@@ -85,16 +128,22 @@ pub(super) fn read_otp(prompts: &[String]) -> anyhow::Result<String> {
 pub async fn dispatch_stepped(
     console: &Console,
     action: Action,
-    agent: bool,
+    factor: Factor,
 ) -> anyhow::Result<Reply> {
-    if agent && crate::core::console::needs_step_up(action.kind()) {
-        eprintln!(
-            "charon: confirm {} on your security key",
-            action.kind().as_str()
-        );
+    if factor != Factor::Otp && crate::core::console::needs_step_up(action.kind()) {
+        let input = match factor {
+            Factor::Piv => GateInput::Piv { pin: read_pin()? },
+            _ => {
+                eprintln!(
+                    "charon: confirm {} on your security key",
+                    action.kind().as_str()
+                );
+                GateInput::Agent
+            }
+        };
         console
             .dispatch(Action::StepUp {
-                input: GateInput::Agent,
+                input,
                 action: Box::new(action.clone()),
             })
             .await?;

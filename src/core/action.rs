@@ -25,6 +25,21 @@ pub enum GateInput {
     /// Demo only: sign in as the demo operator of this role with its
     /// software key. Refused unless the configuration allows software keys.
     DemoRole(Role),
+    /// The PIV key of a YubiKey plugged into the machine running charon
+    /// (slot 9a), unlocked with its PIN.
+    Piv { pin: String },
+}
+
+impl GateInput {
+    /// The factor's name, as audit entries record it.
+    pub fn factor_name(&self) -> &'static str {
+        match self {
+            GateInput::Otp(_) => "yubico_otp",
+            GateInput::Agent => "sk",
+            GateInput::DemoRole(_) => "software",
+            GateInput::Piv { .. } => "piv",
+        }
+    }
 }
 
 impl std::fmt::Debug for GateInput {
@@ -34,6 +49,7 @@ impl std::fmt::Debug for GateInput {
             GateInput::Otp(otp) => write!(f, "Otp(<{} chars>)", otp.chars().count()),
             GateInput::Agent => f.write_str("Agent"),
             GateInput::DemoRole(r) => write!(f, "DemoRole({r})"),
+            GateInput::Piv { .. } => f.write_str("Piv(PIN ***)"),
         }
     }
 }
@@ -100,6 +116,11 @@ pub enum Action {
         kind: records::Kind,
         query: records::Query,
     },
+    /// A trip's route at the masked precision, for the map.
+    TripRoute {
+        tenant: Uuid,
+        trip_id: i64,
+    },
     /// One record of a tenant with all its fields, masked.
     RecordShow {
         tenant: Uuid,
@@ -164,6 +185,7 @@ pub enum ActionKind {
     KeyVerify,
     RecordsList,
     RecordShow,
+    TripRoute,
     SearchTenants,
     OpenTenant,
     AuditList,
@@ -176,7 +198,8 @@ pub enum ActionKind {
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 24] = [
+    pub const ALL: [ActionKind; 25] = [
+        ActionKind::TripRoute,
         ActionKind::StepUp,
         ActionKind::RecordsList,
         ActionKind::RecordShow,
@@ -222,6 +245,7 @@ impl ActionKind {
             ActionKind::KeyVerify => "key.verify",
             ActionKind::RecordsList => "records.list",
             ActionKind::RecordShow => "records.show",
+            ActionKind::TripRoute => "records.route",
             ActionKind::SearchTenants => "tenant.search",
             ActionKind::OpenTenant => "tenant.open",
             ActionKind::AuditList => "audit.list",
@@ -257,6 +281,7 @@ impl Action {
             Action::KeyVerify(_) => ActionKind::KeyVerify,
             Action::RecordsList { .. } => ActionKind::RecordsList,
             Action::RecordShow { .. } => ActionKind::RecordShow,
+            Action::TripRoute { .. } => ActionKind::TripRoute,
             Action::SearchTenants { .. } => ActionKind::SearchTenants,
             Action::OpenTenant { .. } => ActionKind::OpenTenant,
             Action::AuditList { .. } => ActionKind::AuditList,
@@ -271,7 +296,9 @@ impl Action {
     pub fn tenant(&self) -> Option<Uuid> {
         match self {
             Action::OpenTenant { business_id } => Some(*business_id),
-            Action::RecordsList { tenant, .. } | Action::RecordShow { tenant, .. } => Some(*tenant),
+            Action::RecordsList { tenant, .. }
+            | Action::RecordShow { tenant, .. }
+            | Action::TripRoute { tenant, .. } => Some(*tenant),
             Action::SearchTenants { .. }
             | Action::OpenConsole
             | Action::GateStatus
@@ -309,6 +336,7 @@ pub enum Reply {
     Admin(AdminReply),
     Records(records::Page),
     Record(Box<records::MaskedRecord>),
+    Route(records::Route),
     /// `key verify`: the factor matched this operator's key.
     KeyVerified {
         login: String,

@@ -25,8 +25,9 @@ use crate::core::audit::{VerifyProgress, event_code};
 use crate::core::auth::{Authenticator, FactorInput};
 use crate::core::config::Config;
 use crate::core::datamap::{Catalog, DataMap, validate_against_catalog};
-use crate::core::mfa::StepUpProof;
+use crate::core::mfa::piv::PivSlot;
 use crate::core::mfa::software::SoftwareKey;
+use crate::core::mfa::{Secret, StepUpProof};
 use crate::core::records;
 use crate::core::session::{Role, Session};
 use crate::core::{Error, Result, db, tenants};
@@ -152,7 +153,7 @@ pub fn allowed(role: Role, kind: ActionKind) -> bool {
         | ActionKind::KeyRevoke
         | ActionKind::KeyVerify => role == Role::Admin,
         // Tenant records, masked: the roles that look at customer data.
-        ActionKind::RecordsList | ActionKind::RecordShow => {
+        ActionKind::RecordsList | ActionKind::RecordShow | ActionKind::TripRoute => {
             matches!(role, Role::Support | Role::Compliance | Role::Auditor)
         }
         ActionKind::SearchTenants | ActionKind::OpenTenant => matches!(
@@ -502,6 +503,22 @@ impl Console {
                     .await?;
                 (session.operator.clone(), proof)
             }
+            GateInput::Piv { pin } => {
+                let proof = self
+                    .auth
+                    .authenticate(
+                        &self.console,
+                        &session.operator,
+                        FactorInput::Piv {
+                            pin: Secret::new(pin),
+                            slot: PivSlot::Authentication,
+                        },
+                        purpose,
+                        signed,
+                    )
+                    .await?;
+                (session.operator.clone(), proof)
+            }
             GateInput::Agent => {
                 let socket = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
                     Error::InvalidInput(
@@ -607,11 +624,7 @@ impl Console {
             Action::GateStatus | Action::OperatorList => {}
             Action::StepUp { input, action } => {
                 e.details = serde_json::json!({
-                    "factor": match input {
-                        GateInput::Otp(_) => "yubico_otp",
-                        GateInput::Agent => "sk",
-                        GateInput::DemoRole(_) => "software",
-                    },
+                    "factor": input.factor_name(),
                     "for_action": action.kind().as_str(),
                     "action_sha256": hex::encode(crate::core::mfa::challenge::sha256(&action_bytes(action))),
                 });
@@ -638,6 +651,10 @@ impl Console {
             Action::RecordShow { kind, id, .. } => {
                 e.target_table = Some(kind.table().to_string());
                 e.target_pk = Some(id.to_string());
+            }
+            Action::TripRoute { trip_id, .. } => {
+                e.target_table = Some("trips".into());
+                e.target_pk = Some(trip_id.to_string());
             }
             Action::Bootstrap { login, key, .. } => {
                 e.target_table = Some("operators".into());
@@ -672,20 +689,12 @@ impl Console {
             Action::KeyVerify(input) => {
                 e.target_table = Some("operator_keys".into());
                 e.details = serde_json::json!({
-                    "factor": match input {
-                        GateInput::Otp(_) => "yubico_otp",
-                        GateInput::Agent => "sk",
-                        GateInput::DemoRole(_) => "software",
-                    },
+                    "factor": input.factor_name(),
                 });
             }
             Action::Authenticate(input) => {
                 e.details = serde_json::json!({
-                    "factor": match input {
-                        GateInput::Otp(_) => "yubico_otp",
-                        GateInput::Agent => "sk",
-                        GateInput::DemoRole(_) => "software",
-                    },
+                    "factor": input.factor_name(),
                 });
             }
             Action::SearchTenants { query } => {
@@ -753,6 +762,13 @@ impl Console {
                 Ok(Reply::Records(
                     records::list(&self.pluto_read, map, catalog, tenant, kind, &query).await?,
                 ))
+            }
+            Action::TripRoute { tenant, trip_id } => {
+                let (map, catalog) = self.datamap().await?;
+                match records::trip_route(&self.pluto_read, map, catalog, tenant, trip_id).await? {
+                    Some(r) => Ok(Reply::Route(r)),
+                    None => Err(Error::NotFound("no such trip for this tenant".into())),
+                }
             }
             Action::RecordShow { tenant, kind, id } => {
                 let (map, catalog) = self.datamap().await?;
@@ -826,6 +842,10 @@ impl Console {
                                 Error::InvalidInput("no ssh-agent: SSH_AUTH_SOCK is not set".into())
                             })?
                             .into(),
+                    },
+                    GateInput::Piv { pin } => FactorInput::Piv {
+                        pin: Secret::new(pin),
+                        slot: PivSlot::Authentication,
                     },
                     GateInput::DemoRole(_) => {
                         return Err(Error::InvalidInput(

@@ -33,6 +33,7 @@ pub fn base_code(kind: ActionKind) -> &'static str {
         ActionKind::OpenTenant => "CH2002",
         ActionKind::RecordsList => "CH2003",
         ActionKind::RecordShow => "CH2004",
+        ActionKind::TripRoute => "CH2005",
         ActionKind::AuditList => "CH5001",
         ActionKind::AuditShow => "CH5002",
         ActionKind::AuditVerify => "CH5003",
