@@ -152,6 +152,24 @@ fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
             kind: records::Kind::Receipts,
             query: records::Query::default(),
         },
+        ActionKind::Reveal => Action::Reveal {
+            tenant: Uuid::new_v4(),
+            kind: records::Kind::Receipts,
+            id: records::Pk::Int(1),
+            field: "notes".into(),
+            reason: "T-1".into(),
+        },
+        ActionKind::RedactPreview => Action::RedactPreview {
+            tenant: Uuid::new_v4(),
+            kind: records::Kind::Receipts,
+            id: records::Pk::Int(1),
+            field: "notes".into(),
+            how: records::How::Null,
+        },
+        ActionKind::RedactApply => Action::RedactApply {
+            preview: Uuid::new_v4(),
+            reason: "T-1".into(),
+        },
         ActionKind::TripRoute => Action::TripRoute {
             tenant: Uuid::new_v4(),
             trip_id: 1,
@@ -783,4 +801,163 @@ async fn piv_at_the_gate_says_plainly_when_there_is_no_card_reader() {
         op.failed_attempts, 0,
         "an unusable factor is not a failed attempt"
     );
+}
+
+/// A receipt with a card number typed into its note, in the gate test's tenant.
+async fn receipt_with_card(s: &Setup) -> (Uuid, i64) {
+    let tenant: Uuid = sqlx::query_scalar("SELECT id FROM businesses LIMIT 1")
+        .fetch_one(&s.pluto.pool)
+        .await
+        .unwrap();
+    let user = Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id, email, full_name, phone, created_at) VALUES ($1, 'rita@example.org', 'Rita Receipt', NULL, now())")
+        .bind(user)
+        .execute(&s.pluto.pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO receipts (id, business_id, uploaded_by, s3_key, merchant, amount_cents, receipt_date, ocr_text, notes, created_at)
+                 VALUES (77, $1, $2, 'receipts/x.jpg', 'Shell', 4200, '2025-01-02', 'TOTAL 42.00', 'paid with 4111 1111 1111 1111 thanks', now())")
+        .bind(tenant)
+        .bind(user)
+        .execute(&s.pluto.pool)
+        .await
+        .unwrap();
+    (tenant, 77)
+}
+
+#[tokio::test]
+async fn reveal_needs_a_reason_and_a_step_up_and_audits_the_field_not_the_value() {
+    let s = setup("reveal").await;
+    let (tenant, id) = receipt_with_card(&s).await;
+    let reveal = |reason: &str| Action::Reveal {
+        tenant,
+        kind: records::Kind::Receipts,
+        id: records::Pk::Int(id),
+        field: "notes".into(),
+        reason: reason.into(),
+    };
+    let sre = s.demo(Role::Sre).await;
+    assert!(matches!(
+        sre.dispatch(reveal("T-1")).await,
+        Err(Error::Forbidden(_))
+    ));
+
+    let c = s.demo(Role::Support).await;
+    let e = c.dispatch(reveal("T-1")).await.unwrap_err();
+    assert!(matches!(e, Error::MfaRequired(_)), "{e}");
+    c.dispatch(Action::StepUp {
+        input: GateInput::DemoRole(Role::Support),
+        action: Box::new(reveal("")),
+    })
+    .await
+    .unwrap();
+    let e = c.dispatch(reveal("")).await.unwrap_err();
+    assert!(e.to_string().contains("reason"), "{e}");
+    c.dispatch(Action::StepUp {
+        input: GateInput::DemoRole(Role::Support),
+        action: Box::new(reveal("TICKET-4711")),
+    })
+    .await
+    .unwrap();
+    let Reply::Revealed { revealed, show_for } = c.dispatch(reveal("TICKET-4711")).await.unwrap()
+    else {
+        panic!("not revealed")
+    };
+    assert_eq!(
+        revealed.value.expose().as_deref(),
+        Some("paid with 4111 1111 1111 1111 thanks")
+    );
+    assert!(show_for.as_secs() > 0);
+    assert!(
+        !format!("{revealed:?}").contains("4111"),
+        "Debug masks the value"
+    );
+    let entry = s.last_entry().await;
+    assert_eq!(entry.entry.action, "records.reveal");
+    assert_eq!(entry.entry.target_columns, vec!["notes".to_string()]);
+    assert_eq!(entry.entry.reason.as_deref(), Some("TICKET-4711"));
+    assert!(entry.entry.details["step_up"]["signature"].is_string());
+    let all: Vec<String> = sqlx::query_scalar("SELECT a::text FROM audit_log a")
+        .fetch_all(&s.console_db.pool)
+        .await
+        .unwrap();
+    assert!(
+        !all.join("\n").contains("4111"),
+        "a revealed value reached the audit log"
+    );
+}
+
+#[tokio::test]
+async fn redaction_is_previewed_then_applied_by_compliance_with_a_step_up() {
+    let s = setup("redact").await;
+    let (tenant, id) = receipt_with_card(&s).await;
+    let support = s.demo(Role::Support).await;
+    let preview = Action::RedactPreview {
+        tenant,
+        kind: records::Kind::Receipts,
+        id: records::Pk::Int(id),
+        field: "notes".into(),
+        how: records::How::Span(charon::core::detect::Detector::Card),
+    };
+    assert!(matches!(
+        support.dispatch(preview.clone()).await,
+        Err(Error::Forbidden(_))
+    ));
+
+    let c = s.demo(Role::Compliance).await;
+    let Reply::RedactionPreview { token, preview: p } = c.dispatch(preview).await.unwrap() else {
+        panic!("no preview")
+    };
+    assert_eq!(p.matches, 1);
+    assert!(
+        p.after
+            .as_deref()
+            .is_some_and(|a| a.contains("[REDACTED:card]")),
+        "{p:?}"
+    );
+    assert!(
+        !p.before_masked.contains("4111 1111 1111"),
+        "the preview is masked"
+    );
+    let apply = Action::RedactApply {
+        preview: token,
+        reason: "card typed into a note, DPO-12".into(),
+    };
+    let e = c.dispatch(apply.clone()).await.unwrap_err();
+    assert!(matches!(e, Error::MfaRequired(_)), "{e}");
+    c.dispatch(Action::StepUp {
+        input: GateInput::DemoRole(Role::Compliance),
+        action: Box::new(apply.clone()),
+    })
+    .await
+    .unwrap();
+    let Reply::Redacted(done) = c.dispatch(apply.clone()).await.unwrap() else {
+        panic!("not applied")
+    };
+    assert_eq!(done.matches, 1);
+    let note: String = sqlx::query_scalar("SELECT notes FROM receipts WHERE id = 77")
+        .fetch_one(&s.pluto.pool)
+        .await
+        .unwrap();
+    assert_eq!(note, "paid with [REDACTED:card] thanks");
+    // The preview is used up: applying it again is refused.
+    c.dispatch(Action::StepUp {
+        input: GateInput::DemoRole(Role::Compliance),
+        action: Box::new(apply.clone()),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(c.dispatch(apply).await, Err(Error::NotFound(_))));
+    // Neither the console's redaction record nor the audit log holds the value.
+    for sql in [
+        "SELECT r::text FROM redactions r",
+        "SELECT a::text FROM audit_log a",
+    ] {
+        let rows: Vec<String> = sqlx::query_scalar(sql)
+            .fetch_all(&s.console_db.pool)
+            .await
+            .unwrap();
+        assert!(!rows.is_empty(), "{sql}");
+        assert!(!rows.join("\n").contains("4111"), "{sql}");
+    }
 }

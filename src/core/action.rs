@@ -116,6 +116,30 @@ pub enum Action {
         kind: records::Kind,
         query: records::Query,
     },
+    /// Show one personal field unmasked, for a ticket: step-up, and the
+    /// audit entry names the field and the reason, never the value.
+    Reveal {
+        tenant: Uuid,
+        kind: records::Kind,
+        id: records::Pk,
+        field: String,
+        reason: String,
+    },
+    /// What a permanent redaction of one field would do (nothing changes).
+    /// The preview is kept in the session; `RedactApply` applies exactly it.
+    RedactPreview {
+        tenant: Uuid,
+        kind: records::Kind,
+        id: records::Pk,
+        field: String,
+        how: records::How,
+    },
+    /// Apply the previewed redaction (step-up); refused if the value changed
+    /// since the preview.
+    RedactApply {
+        preview: Uuid,
+        reason: String,
+    },
     /// A trip's route at the masked precision, for the map.
     TripRoute {
         tenant: Uuid,
@@ -186,6 +210,9 @@ pub enum ActionKind {
     RecordsList,
     RecordShow,
     TripRoute,
+    Reveal,
+    RedactPreview,
+    RedactApply,
     SearchTenants,
     OpenTenant,
     AuditList,
@@ -198,7 +225,10 @@ pub enum ActionKind {
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 25] = [
+    pub const ALL: [ActionKind; 28] = [
+        ActionKind::Reveal,
+        ActionKind::RedactPreview,
+        ActionKind::RedactApply,
         ActionKind::TripRoute,
         ActionKind::StepUp,
         ActionKind::RecordsList,
@@ -246,6 +276,9 @@ impl ActionKind {
             ActionKind::RecordsList => "records.list",
             ActionKind::RecordShow => "records.show",
             ActionKind::TripRoute => "records.route",
+            ActionKind::Reveal => "records.reveal",
+            ActionKind::RedactPreview => "redaction.preview",
+            ActionKind::RedactApply => "redaction.apply",
             ActionKind::SearchTenants => "tenant.search",
             ActionKind::OpenTenant => "tenant.open",
             ActionKind::AuditList => "audit.list",
@@ -282,6 +315,9 @@ impl Action {
             Action::RecordsList { .. } => ActionKind::RecordsList,
             Action::RecordShow { .. } => ActionKind::RecordShow,
             Action::TripRoute { .. } => ActionKind::TripRoute,
+            Action::Reveal { .. } => ActionKind::Reveal,
+            Action::RedactPreview { .. } => ActionKind::RedactPreview,
+            Action::RedactApply { .. } => ActionKind::RedactApply,
             Action::SearchTenants { .. } => ActionKind::SearchTenants,
             Action::OpenTenant { .. } => ActionKind::OpenTenant,
             Action::AuditList { .. } => ActionKind::AuditList,
@@ -298,7 +334,10 @@ impl Action {
             Action::OpenTenant { business_id } => Some(*business_id),
             Action::RecordsList { tenant, .. }
             | Action::RecordShow { tenant, .. }
-            | Action::TripRoute { tenant, .. } => Some(*tenant),
+            | Action::TripRoute { tenant, .. }
+            | Action::Reveal { tenant, .. }
+            | Action::RedactPreview { tenant, .. } => Some(*tenant),
+            Action::RedactApply { .. } => None,
             Action::SearchTenants { .. }
             | Action::OpenConsole
             | Action::GateStatus
@@ -337,6 +376,17 @@ pub enum Reply {
     Records(records::Page),
     Record(Box<records::MaskedRecord>),
     Route(records::Route),
+    /// The one unmasked value (Debug prints a mask), with how long a front
+    /// end may show it.
+    Revealed {
+        revealed: std::sync::Arc<records::Revealed>,
+        show_for: std::time::Duration,
+    },
+    RedactionPreview {
+        token: Uuid,
+        preview: Box<records::Preview>,
+    },
+    Redacted(records::AppliedRedaction),
     /// `key verify`: the factor matched this operator's key.
     KeyVerified {
         login: String,

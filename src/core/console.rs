@@ -15,6 +15,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use uuid::Uuid;
+
 use sqlx::PgPool;
 
 use crate::core::action::{Action, ActionKind, GateInput, Reply};
@@ -81,6 +83,9 @@ struct GateState {
 #[derive(Clone)]
 pub struct Console {
     pluto_read: PgPool,
+    /// The Pluto primary, for the typed writes (redaction); the same pool as
+    /// `pluto_read` when no replica is configured.
+    pluto_write: PgPool,
     console: PgPool,
     state: Arc<Mutex<GateState>>,
     audit: Arc<AuditSink>,
@@ -88,6 +93,8 @@ pub struct Console {
     idle: Duration,
     /// The data map, validated against the live Pluto catalog on first use.
     datamap: Arc<tokio::sync::OnceCell<(DataMap, Catalog)>>,
+    /// Redaction previews of this session, applied by token.
+    previews: Arc<Mutex<std::collections::HashMap<Uuid, records::Preview>>>,
     /// Demo only: one in-memory software key per demo operator role.
     demo_keys: Arc<Vec<(Role, SoftwareKey)>>,
 }
@@ -109,7 +116,9 @@ fn before_gate(kind: ActionKind) -> bool {
 pub fn needs_step_up(kind: ActionKind) -> bool {
     matches!(
         kind,
-        ActionKind::OperatorList
+        ActionKind::Reveal
+            | ActionKind::RedactApply
+            | ActionKind::OperatorList
             | ActionKind::OperatorAdd
             | ActionKind::OperatorSetRole
             | ActionKind::OperatorLock
@@ -126,6 +135,9 @@ pub fn needs_step_up(kind: ActionKind) -> bool {
 const GATE_PURPOSE: &str = "gate";
 const GATE_ACTION: &[u8] = b"charon: open a console session";
 const STEP_UP_PURPOSE: &str = "step-up";
+
+/// How long a front end shows a revealed value before hiding it again.
+pub const REVEAL_FOR: Duration = Duration::from_secs(30);
 
 /// The bytes a signing factor signs to authorise exactly this action (its
 /// SHA-256 goes into the challenge). `Debug` of an action never shows a
@@ -152,6 +164,10 @@ pub fn allowed(role: Role, kind: ActionKind) -> bool {
         | ActionKind::KeyList
         | ActionKind::KeyRevoke
         | ActionKind::KeyVerify => role == Role::Admin,
+        // One unmasked field, for a ticket.
+        ActionKind::Reveal => matches!(role, Role::Support | Role::Compliance),
+        // Permanent redaction: compliance officers.
+        ActionKind::RedactPreview | ActionKind::RedactApply => role == Role::Compliance,
         // Tenant records, masked: the roles that look at customer data.
         ActionKind::RecordsList | ActionKind::RecordShow | ActionKind::TripRoute => {
             matches!(role, Role::Support | Role::Compliance | Role::Auditor)
@@ -187,7 +203,12 @@ impl Console {
         let pluto_read = db::connect(&config.pluto_read_url, db::PLUTO, &config.timeouts).await?;
         let console = db::connect(&config.console_url, db::CONSOLE, &config.timeouts).await?;
         db::migrate_console(&console).await?;
-        Console::from_pools(config, session, pluto_read, console, key)
+        let mut c = Console::from_pools(config, session, pluto_read, console, key)?;
+        if config.pluto_url != config.pluto_read_url {
+            // Redaction (and later erasure) writes go to the primary.
+            c.pluto_write = db::connect(&config.pluto_url, db::PLUTO, &config.timeouts).await?;
+        }
+        Ok(c)
     }
 
     /// A console over open pools. Fails when the `[mfa]` configuration's key
@@ -219,6 +240,7 @@ impl Console {
         };
         let mirror = config.audit.mirror_jsonl.clone().map(Mirror::new);
         Ok(Console {
+            pluto_write: pluto_read.clone(),
             pluto_read,
             console,
             state: Arc::new(Mutex::new(GateState {
@@ -233,6 +255,7 @@ impl Console {
             idle: config.timeouts.idle,
             demo_keys: Arc::new(demo_keys),
             datamap: Arc::new(tokio::sync::OnceCell::new()),
+            previews: Arc::new(Mutex::new(std::collections::HashMap::new())),
         })
     }
 
@@ -656,6 +679,46 @@ impl Console {
                 e.target_table = Some("trips".into());
                 e.target_pk = Some(trip_id.to_string());
             }
+            Action::Reveal {
+                kind,
+                id,
+                field,
+                reason,
+                ..
+            } => {
+                e.target_table = Some(kind.table().to_string());
+                e.target_pk = Some(id.to_string());
+                e.target_columns = vec![field.clone()];
+                e.reason = Some(reason.clone());
+            }
+            Action::RedactPreview {
+                kind,
+                id,
+                field,
+                how,
+                ..
+            } => {
+                e.target_table = Some(kind.table().to_string());
+                e.target_pk = Some(id.to_string());
+                e.target_columns = vec![field.clone()];
+                e.details = serde_json::json!({ "how": how });
+            }
+            Action::RedactApply { preview, reason } => {
+                e.reason = Some(reason.clone());
+                e.details = serde_json::json!({ "preview": preview.to_string() });
+                let previews = self.previews.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(p) = previews.get(preview) {
+                    e.tenant_id = Some(p.tenant);
+                    e.target_table = Some(p.kind.table().to_string());
+                    e.target_pk = Some(p.id.to_string());
+                    e.target_columns = vec![p.field.clone()];
+                    e.details = serde_json::json!({
+                        "preview": preview.to_string(),
+                        "how": p.how,
+                        "matches": p.matches,
+                    });
+                }
+            }
             Action::Bootstrap { login, key, .. } => {
                 e.target_table = Some("operators".into());
                 e.target_pk = Some(login.clone());
@@ -762,6 +825,83 @@ impl Console {
                 Ok(Reply::Records(
                     records::list(&self.pluto_read, map, catalog, tenant, kind, &query).await?,
                 ))
+            }
+            Action::Reveal {
+                tenant,
+                kind,
+                id,
+                field,
+                reason,
+            } => {
+                if reason.trim().is_empty() {
+                    return Err(Error::InvalidInput(
+                        "a reveal needs a reason or ticket reference".into(),
+                    ));
+                }
+                let (map, catalog) = self.datamap().await?;
+                let revealed =
+                    records::reveal(&self.pluto_read, map, catalog, tenant, kind, id, &field)
+                        .await?;
+                Ok(Reply::Revealed {
+                    revealed: Arc::new(revealed),
+                    show_for: REVEAL_FOR,
+                })
+            }
+            Action::RedactPreview {
+                tenant,
+                kind,
+                id,
+                field,
+                how,
+            } => {
+                let (map, catalog) = self.datamap().await?;
+                let preview = records::preview_redaction(
+                    &self.pluto_read,
+                    map,
+                    catalog,
+                    tenant,
+                    kind,
+                    id,
+                    &field,
+                    how,
+                )
+                .await?;
+                let token = Uuid::new_v4();
+                self.previews
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(token, preview.clone());
+                Ok(Reply::RedactionPreview {
+                    token,
+                    preview: Box::new(preview),
+                })
+            }
+            Action::RedactApply { preview, reason } => {
+                let Some(p) = self
+                    .previews
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&preview)
+                else {
+                    return Err(Error::NotFound(
+                        "no such redaction preview in this session (preview again)".into(),
+                    ));
+                };
+                let (map, catalog) = self.datamap().await?;
+                let key = self.audit.key.mac(b"charon-redaction-hash-key-v1");
+                let operator = self.session().operator;
+                let applied = records::apply_redaction(
+                    &self.pluto_write,
+                    &self.console,
+                    map,
+                    catalog,
+                    &key,
+                    &operator,
+                    &reason,
+                    &p,
+                )
+                .await?;
+                Ok(Reply::Redacted(applied))
             }
             Action::TripRoute { tenant, trip_id } => {
                 let (map, catalog) = self.datamap().await?;
