@@ -14,22 +14,68 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolCopyExt;
 use uuid::Uuid;
 
-use crate::core::audit::{AuditRecord, COLUMNS, Hash, NewEntry, Outcome};
+use crate::core::audit::{AuditRecord, COLUMNS, Hash, NewEntry, Outcome, canonical};
 use crate::core::{Error, Result};
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-/// One entry as read: its seq and the record, or why it cannot be read.
-pub(crate) type ReadRow = (i64, std::result::Result<AuditRecord, String>);
+/// One batch as read for verify: the raw COPY data, and per entry either its
+/// canonical bytes (prepared on the fetching task, without building an
+/// [`AuditRecord`]) or the decoded record (the slow path: anything the fast
+/// path does not handle, and every unreadable row, so errors read as before).
+pub(crate) struct Batch {
+    data: Vec<u8>,
+    canon: Vec<u8>,
+    pub(crate) rows: Vec<BatchRow>,
+}
 
-/// Entries with `after < seq <= upto`, in seq order, at most `limit`.
-pub(crate) async fn fetch(pool: PgPool, after: i64, upto: i64, limit: i64) -> Result<Vec<ReadRow>> {
+pub(crate) struct BatchRow {
+    pub(crate) seq: i64,
+    /// Offset of the tuple in the raw data (to decode it again on a mismatch).
+    tuple: usize,
+    pub(crate) kind: RowKind,
+}
+
+pub(crate) enum RowKind {
+    /// Canonical bytes at `canon[start..end]`.
+    Fast {
+        start: usize,
+        end: usize,
+        prev_hash: Hash,
+        hash: Hash,
+    },
+    /// Decoded the general way.
+    Slow(Box<std::result::Result<AuditRecord, String>>),
+}
+
+impl Batch {
+    /// The canonical bytes of a fast row.
+    pub(crate) fn canonical(&self, start: usize, end: usize) -> &[u8] {
+        self.canon.get(start..end).unwrap_or_default()
+    }
+
+    /// Decodes row `i` into a record the general way (for diagnosis).
+    pub(crate) fn record(&self, i: usize) -> std::result::Result<AuditRecord, String> {
+        let row = self.rows.get(i).ok_or("row out of range")?;
+        let mut c = Cur {
+            b: &self.data,
+            i: row.tuple,
+        };
+        let f = fields(&mut c)
+            .map_err(|e| e.to_string())?
+            .ok_or("no tuple")?;
+        record(row.seq, &f)
+    }
+}
+
+async fn copy_data(pool: PgPool, after: i64, limit: i64) -> Result<Vec<u8>> {
     // Only integers are interpolated (COPY takes no parameters). No upper
     // bound in SQL: with both literal bounds covering most of a large table
     // the planner chose a full scan and sort per batch (verify fell to
-    // ~60,000 entries/s at 1,000,000 entries); rows past `upto` are dropped here.
+    // ~60,000 entries/s at 1,000,000 entries); rows past `upto` are dropped
+    // by the callers.
     let sql = format!(
         "COPY (SELECT {COLUMNS} FROM audit_log WHERE seq > {after} \
          ORDER BY seq LIMIT {limit}) TO STDOUT (FORMAT binary)"
@@ -39,9 +85,49 @@ pub(crate) async fn fetch(pool: PgPool, after: i64, upto: i64, limit: i64) -> Re
     while let Some(chunk) = stream.try_next().await? {
         data.extend_from_slice(&chunk);
     }
-    let mut rows = parse(&data)?;
-    rows.retain(|(seq, _)| *seq <= upto);
-    Ok(rows)
+    Ok(data)
+}
+
+/// Entries with `after < seq <= upto`, in seq order, at most `limit`, with
+/// their canonical bytes prepared.
+pub(crate) async fn fetch_batch(pool: PgPool, after: i64, upto: i64, limit: i64) -> Result<Batch> {
+    let data = copy_data(pool, after, limit).await?;
+    let mut c = Cur { b: &data, i: 0 };
+    header(&mut c)?;
+    let mut canon = Vec::with_capacity(data.len());
+    let mut rows = Vec::new();
+    let mut json = Vec::with_capacity(256);
+    loop {
+        let tuple = c.i;
+        let Some(f) = fields(&mut c)? else { break };
+        let seq = int8(f[0]).map_err(|e| bad(&e))?;
+        if seq > upto {
+            break;
+        }
+        let start = canon.len();
+        let kind = match encode_fast(seq, &f, &mut canon, &mut json) {
+            Some((prev_hash, hash)) => {
+                let end = canon.len();
+                debug_assert_eq!(
+                    record(seq, &f).map(|r| r.canonical()).ok().as_deref(),
+                    canon.get(start..end),
+                    "fast canonical bytes differ at seq {seq}"
+                );
+                RowKind::Fast {
+                    start,
+                    end,
+                    prev_hash,
+                    hash,
+                }
+            }
+            None => {
+                canon.truncate(start);
+                RowKind::Slow(Box::new(record(seq, &f)))
+            }
+        };
+        rows.push(BatchRow { seq, tuple, kind });
+    }
+    Ok(Batch { data, canon, rows })
 }
 
 fn bad(what: &str) -> Error {
@@ -81,30 +167,121 @@ impl<'a> Cur<'a> {
     }
 }
 
-fn parse(data: &[u8]) -> Result<Vec<ReadRow>> {
-    let mut c = Cur { b: data, i: 0 };
+fn header(c: &mut Cur<'_>) -> Result<()> {
     if c.take(SIGNATURE.len())? != SIGNATURE {
         return Err(bad("not a binary COPY stream"));
     }
     let _flags = c.i32()?;
     let ext = c.i32()?;
     c.take(usize::try_from(ext).map_err(|_| bad("extension"))?)?;
-    let mut out = Vec::new();
-    loop {
-        let n = c.i16()?;
-        if n == -1 {
-            return Ok(out);
-        }
-        if n != 18 {
-            return Err(bad("unexpected field count"));
-        }
-        let mut f: [Option<&[u8]>; 18] = [None; 18];
-        for slot in &mut f {
-            *slot = c.field()?;
-        }
-        let seq = int8(f[0]).map_err(|e| bad(&e))?;
-        out.push((seq, record(seq, &f)));
+    Ok(())
+}
+
+type Fields<'a> = [Option<&'a [u8]>; 18];
+
+/// The next tuple's fields; `None` at the end of the data.
+fn fields<'a>(c: &mut Cur<'a>) -> Result<Option<Fields<'a>>> {
+    let n = c.i16()?;
+    if n == -1 {
+        return Ok(None);
     }
+    if n != 18 {
+        return Err(bad("unexpected field count"));
+    }
+    let mut f: Fields<'a> = [None; 18];
+    for slot in &mut f {
+        *slot = c.field()?;
+    }
+    Ok(Some(f))
+}
+
+/// Appends the canonical bytes of the row to `out` straight from the COPY
+/// fields, as [`canonical::encode_into`] would from the decoded record, and
+/// returns (prev_hash, hash); `None` (with `out` partly written) when the row
+/// needs the general decoder: any field [`record`] would refuse, and details
+/// the JSON fast path does not handle.
+fn encode_fast(
+    seq: i64,
+    f: &Fields<'_>,
+    out: &mut Vec<u8>,
+    json: &mut Vec<u8>,
+) -> Option<(Hash, Hash)> {
+    fn s(v: Option<&[u8]>) -> Option<&[u8]> {
+        let b = v?;
+        std::str::from_utf8(b).ok().map(|_| b)
+    }
+    fn put(out: &mut Vec<u8>, b: &[u8]) -> Option<()> {
+        out.extend_from_slice(&u32::try_from(b.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(b);
+        Some(())
+    }
+    fn put_opt(out: &mut Vec<u8>, v: Option<&[u8]>) -> Option<()> {
+        match v {
+            None => out.push(0),
+            Some(b) => {
+                s(Some(b))?;
+                out.push(1);
+                put(out, b)?;
+            }
+        }
+        Some(())
+    }
+    let micros = int8(f[1]).ok()?.checked_add(PG_EPOCH_MICROS)?;
+    DateTime::<Utc>::from_timestamp_micros(micros)?;
+    put(out, canonical::TAG.as_bytes())?;
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&micros.to_be_bytes());
+    put(out, s(f[2])?)?;
+    put(out, s(f[3])?)?;
+    put_opt(out, f[4])?;
+    let session: &[u8; 16] = f[5]?.try_into().ok()?;
+    out.extend_from_slice(session);
+    put(out, s(f[6])?)?;
+    put(out, s(f[7])?)?;
+    match f[8] {
+        None => out.push(0),
+        Some(t) => {
+            let t: &[u8; 16] = t.try_into().ok()?;
+            out.push(1);
+            out.extend_from_slice(t);
+        }
+    }
+    put_opt(out, f[9])?;
+    put_opt(out, f[10])?;
+    // target_columns: a text[] of one dimension (or none), no NULL elements.
+    let mut a = Cur { b: f[11]?, i: 0 };
+    let ndim = a.i32().ok()?;
+    let _has_null = a.i32().ok()?;
+    let _elem = a.i32().ok()?;
+    match ndim {
+        0 => out.extend_from_slice(&0u32.to_be_bytes()),
+        1 => {
+            let len = u32::try_from(a.i32().ok()?).ok()?;
+            let _lbound = a.i32().ok()?;
+            out.extend_from_slice(&len.to_be_bytes());
+            for _ in 0..len {
+                put(out, s(a.field().ok()?)?)?;
+            }
+        }
+        _ => return None,
+    }
+    put_opt(out, f[12])?;
+    let outcome = s(f[13])?;
+    Outcome::parse(std::str::from_utf8(outcome).ok()?)?;
+    put(out, outcome)?;
+    put_opt(out, f[14])?;
+    let Some([1, text @ ..]) = f[15] else {
+        return None;
+    };
+    json.clear();
+    if !canonical::canonical_json_fast(text, json) {
+        return None;
+    }
+    put(out, json)?;
+    let prev_hash: Hash = f[16]?.try_into().ok()?;
+    let hash: Hash = f[17]?.try_into().ok()?;
+    put(out, &prev_hash)?;
+    Some((prev_hash, hash))
 }
 
 fn int8(v: Option<&[u8]>) -> std::result::Result<i64, String> {

@@ -1,8 +1,9 @@
 //! The audit log: every action recorded first, hash-chained, append-only,
 //! verifiable (DESIGN.md, "Every action is audited, first").
 //!
-//! - [`append`] writes one entry in one transaction, serialised on the
-//!   `audit_head` row, with `hash = HMAC-SHA256(key, canonical bytes)`
+//! - [`append`] writes one entry, committed, serialised on the `audit_head`
+//!   row (a conditional head update in one statement, else a locked
+//!   transaction), with `hash = HMAC-SHA256(key, canonical bytes)`
 //!   ([`canonical`]) chaining it to the entry before.
 //! - [`verify`] recomputes the chain in batches and names the first broken
 //!   seq and what is wrong ([`Verdict`]); a [`Checkpoint`] kept outside the
@@ -187,20 +188,84 @@ pub(crate) fn record_from_row(row: &PgRow) -> Result<AuditRecord> {
     })
 }
 
-/// Appends one entry: in one transaction, locks the chain head, reads the
-/// previous seq and hash and the database clock, computes the HMAC, inserts
-/// the entry and moves the head, then commits (durable when the server's
-/// `synchronous_commit` is on, its default). Concurrent appenders queue on the
-/// head's row lock, so the chain stays linear.
+/// Appends one entry and returns it once committed (durable when the
+/// server's `synchronous_commit` is on, its default).
+///
+/// First, in two statements and no explicit transaction: read the head
+/// (seq, hash) and the database clock, compute the HMAC, then one statement
+/// inserts the entry and moves the head on the condition that the head is
+/// still the one read (`UPDATE ... WHERE seq = prev AND hash = prev_hash`,
+/// which queues on the head's row lock and re-checks the condition after a
+/// concurrent writer commits). If another appender moved the head meanwhile,
+/// nothing is written and the entry is appended the locked way: in one
+/// transaction, lock the head (`FOR UPDATE`), read it and the clock, insert,
+/// move the head, commit. Either way the chain stays linear, and times rise
+/// with seq: a head that is read has been committed, so the clock read
+/// after it is later than its entry's time.
 pub async fn append(pool: &PgPool, key: &AuditKey, entry: &NewEntry) -> Result<AuditRecord> {
+    // clock_timestamp(), not now(): the time of the read itself.
+    let head = sqlx::query("SELECT seq, hash, clock_timestamp() FROM audit_head WHERE id")
+        .fetch_optional(pool)
+        .await?;
+    let rec = next_record(key, entry, head)?;
+    let written = bind_record(
+        sqlx::query(
+            "WITH h AS (
+                 UPDATE audit_head SET seq = $1, hash = $18
+                  WHERE id AND seq = $1 - 1 AND hash = $17
+                 RETURNING id
+             )
+             INSERT INTO audit_log (seq, at, operator, role, key_id, session_id, event_code,
+                 action, tenant_id, target_table, target_pk, target_columns, reason, outcome,
+                 error, details, prev_hash, hash)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                    $17, $18
+               FROM h",
+        ),
+        &rec,
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if written == 1 {
+        return Ok(rec);
+    }
+    append_locked(pool, key, entry).await
+}
+
+/// The locked way (when another appender moved the head between our read
+/// and our write): one transaction serialised on the head's row lock.
+async fn append_locked(pool: &PgPool, key: &AuditKey, entry: &NewEntry) -> Result<AuditRecord> {
     let mut tx = pool.begin().await?;
     // clock_timestamp(), not now(): the time when the lock was obtained, so
     // times rise with seq (a waiter's row is re-read after the lock wait).
     let head =
         sqlx::query("SELECT seq, hash, clock_timestamp() FROM audit_head WHERE id FOR UPDATE")
             .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NotFound("audit_head row is missing".into()))?;
+            .await?;
+    let rec = next_record(key, entry, head)?;
+    bind_record(
+        sqlx::query(
+            "WITH ins AS (
+                 INSERT INTO audit_log (seq, at, operator, role, key_id, session_id, event_code,
+                     action, tenant_id, target_table, target_pk, target_columns, reason, outcome,
+                     error, details, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                         $17, $18)
+             )
+             UPDATE audit_head SET seq = $1, hash = $18 WHERE id",
+        ),
+        &rec,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rec)
+}
+
+/// The record following the head row (seq, hash, clock).
+fn next_record(key: &AuditKey, entry: &NewEntry, head: Option<PgRow>) -> Result<AuditRecord> {
+    let head = head.ok_or_else(|| Error::NotFound("audit_head row is missing".into()))?;
     let prev_seq: i64 = head.try_get(0)?;
     let prev_hash: Vec<u8> = head.try_get(1)?;
     let prev_hash: Hash = prev_hash
@@ -214,36 +279,6 @@ pub async fn append(pool: &PgPool, key: &AuditKey, entry: &NewEntry) -> Result<A
         entry,
         &prev_hash,
     ));
-    sqlx::query(
-        "WITH ins AS (
-             INSERT INTO audit_log (seq, at, operator, role, key_id, session_id, event_code,
-                 action, tenant_id, target_table, target_pk, target_columns, reason, outcome,
-                 error, details, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-         )
-         UPDATE audit_head SET seq = $1, hash = $18 WHERE id",
-    )
-    .bind(seq)
-    .bind(at)
-    .bind(&entry.operator)
-    .bind(&entry.role)
-    .bind(&entry.key_id)
-    .bind(entry.session_id)
-    .bind(&entry.event_code)
-    .bind(&entry.action)
-    .bind(entry.tenant_id)
-    .bind(&entry.target_table)
-    .bind(&entry.target_pk)
-    .bind(&entry.target_columns)
-    .bind(&entry.reason)
-    .bind(entry.outcome.as_str())
-    .bind(&entry.error)
-    .bind(Json(&entry.details))
-    .bind(&prev_hash[..])
-    .bind(&hash[..])
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
     Ok(AuditRecord {
         seq,
         at,
@@ -251,6 +286,32 @@ pub async fn append(pool: &PgPool, key: &AuditKey, entry: &NewEntry) -> Result<A
         prev_hash,
         hash,
     })
+}
+
+/// Binds $1..$18 in [`COLUMNS`] order.
+fn bind_record<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    rec: &'q AuditRecord,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let entry = &rec.entry;
+    q.bind(rec.seq)
+        .bind(rec.at)
+        .bind(&entry.operator)
+        .bind(&entry.role)
+        .bind(&entry.key_id)
+        .bind(entry.session_id)
+        .bind(&entry.event_code)
+        .bind(&entry.action)
+        .bind(entry.tenant_id)
+        .bind(&entry.target_table)
+        .bind(&entry.target_pk)
+        .bind(&entry.target_columns)
+        .bind(&entry.reason)
+        .bind(entry.outcome.as_str())
+        .bind(&entry.error)
+        .bind(Json(&entry.details))
+        .bind(&rec.prev_hash[..])
+        .bind(&rec.hash[..])
 }
 
 /// The current head of the chain: (seq, hash); seq 0 and [`GENESIS`] when empty.

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row};
 
-use crate::core::audit::copy::{self, ReadRow};
+use crate::core::audit::copy::{self, Batch, RowKind};
 use crate::core::audit::{AuditKey, AuditRecord, COLUMNS, GENESIS, Hash, canonical, head};
 use crate::core::audit::{record_from_row, verify as this};
 use crate::core::{Error, Result};
@@ -253,14 +253,19 @@ pub async fn checkpoint(pool: &PgPool) -> Result<Checkpoint> {
 }
 
 /// A prefetch task that is aborted when verify returns early.
-struct Prefetch(tokio::task::JoinHandle<Result<Vec<ReadRow>>>);
+struct Prefetch(tokio::task::JoinHandle<Result<Batch>>);
 
 impl Prefetch {
     fn start(pool: &PgPool, after: i64, upto: i64) -> Prefetch {
-        Prefetch(tokio::spawn(copy::fetch(pool.clone(), after, upto, BATCH)))
+        Prefetch(tokio::spawn(copy::fetch_batch(
+            pool.clone(),
+            after,
+            upto,
+            BATCH,
+        )))
     }
 
-    async fn rows(mut self) -> Result<Vec<ReadRow>> {
+    async fn rows(mut self) -> Result<Batch> {
         match (&mut self.0).await {
             Ok(r) => r,
             Err(e) => Err(Error::Unavailable {
@@ -328,40 +333,69 @@ where
     let mut buf = Vec::with_capacity(512);
     let mut next = (start - 1 < head_seq).then(|| Prefetch::start(pool, start - 1, head_seq));
     while let Some(pending) = next.take() {
-        let rows = pending.rows().await?;
-        let Some(&(last, _)) = rows.last() else {
+        let batch = pending.rows().await?;
+        let Some(last) = batch.rows.last().map(|r| r.seq) else {
             break;
         };
         if last < head_seq {
             next = Some(Prefetch::start(pool, last, head_seq));
         }
-        for (seq, rec) in rows {
+        for (i, row) in batch.rows.iter().enumerate() {
+            let seq = row.seq;
             if seq != expected_seq {
                 return Ok(broken(expected_seq, Problem::Missing { through: seq - 1 }));
             }
-            let rec = match rec {
-                Ok(r) => r,
-                Err(e) => return Ok(broken(seq, Problem::Unreadable(e))),
+            // The canonical bytes were prepared by the fetching task; the
+            // slow rows are encoded here as before.
+            let (prev_hash, hash, ok) = match &row.kind {
+                RowKind::Fast {
+                    start,
+                    end,
+                    prev_hash,
+                    hash,
+                } => (
+                    *prev_hash,
+                    *hash,
+                    key.mac(batch.canonical(*start, *end)) == *hash,
+                ),
+                RowKind::Slow(slow) => {
+                    let rec = match slow.as_ref() {
+                        Ok(r) => r,
+                        Err(e) => return Ok(broken(seq, Problem::Unreadable(e.clone()))),
+                    };
+                    canonical::encode_into(
+                        &mut buf,
+                        seq,
+                        rec.at.timestamp_micros(),
+                        &rec.entry,
+                        &rec.prev_hash,
+                    );
+                    (rec.prev_hash, rec.hash, key.mac(&buf) == rec.hash)
+                }
             };
-            canonical::encode_into(
-                &mut buf,
-                seq,
-                rec.at.timestamp_micros(),
-                &rec.entry,
-                &rec.prev_hash,
-            );
-            if key.mac(&buf) != rec.hash {
+            if !ok {
                 drop(next.take());
+                let rec = match batch.record(i) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(broken(seq, Problem::Unreadable(e))),
+                };
+                canonical::encode_into(
+                    &mut buf,
+                    seq,
+                    rec.at.timestamp_micros(),
+                    &rec.entry,
+                    &rec.prev_hash,
+                );
                 let problem = this::diagnose(pool, key, &rec, &mut buf, seq == start).await?;
                 return Ok(broken(seq, problem));
             }
-            if expected_prev.is_some_and(|p| p != rec.prev_hash) {
+            if expected_prev.is_some_and(|p| p != prev_hash) {
                 return Ok(broken(seq, Problem::BrokenLink));
             }
-            if let Some(cp) = checkpoint.filter(|cp| cp.seq == seq && cp.hash != rec.hash) {
+            if let Some(cp) = checkpoint.filter(|cp| cp.seq == seq && cp.hash != hash) {
                 return Ok(broken(cp.seq, Problem::CheckpointMismatch));
             }
-            expected_prev = Some(rec.hash);
+            expected_prev = Some(hash);
             expected_seq += 1;
             done += 1;
         }
