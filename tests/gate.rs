@@ -961,3 +961,121 @@ async fn redaction_is_previewed_then_applied_by_compliance_with_a_step_up() {
         assert!(!rows.join("\n").contains("4111"), "{sql}");
     }
 }
+
+/// Compliance, from a script: reveal then redact a card typed into a note,
+/// the OTP on stdin each time.
+#[tokio::test]
+async fn cli_reveal_and_redact_with_an_otp() {
+    let s = setup("cliredact").await;
+    let (tenant, id) = receipt_with_card(&s).await;
+    let login = operators::os_account().unwrap();
+    operators::add(&s.console_db.pool, "x", &login, "Officer", Role::Compliance)
+        .await
+        .unwrap();
+    let master = [5u8; 32];
+    let aes = AesKey::new([0x33; 16]);
+    let public_id = "cccccbhkevbn";
+    keys::enroll_otp(
+        &s.console_db.pool,
+        &MasterKey::new(master),
+        &login,
+        "key",
+        public_id,
+        &aes,
+        &PrivateId::new([6, 5, 4, 3, 2, 1]),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "pluto_url = \"{}\"\nconsole_url = \"{}\"\n",
+            s.pluto.url.expose(),
+            s.console_db.url.expose()
+        ),
+    )
+    .unwrap();
+    let otp = |n: u8| {
+        otp::generate_otp(
+            public_id,
+            &aes,
+            &OtpToken {
+                private_id: PrivateId::new([6, 5, 4, 3, 2, 1]),
+                usage_counter: 1,
+                timestamp: u32::from(n),
+                session_use: n,
+                random: 9,
+            },
+        )
+        .unwrap()
+    };
+    let run = |args: Vec<String>, stdin: String| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_charon"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(&args)
+            .env("CHARON_AUDIT_KEY", "ef".repeat(32))
+            .env("CHARON_MASTER_KEY", hex::encode(master))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let field = |cmd: &str| -> Vec<String> {
+        [
+            "records",
+            cmd,
+            "--tenant",
+            &tenant.to_string(),
+            "--type",
+            "receipts",
+            "--id",
+            &id.to_string(),
+            "--field",
+            "notes",
+            "--reason",
+            "DPO-7",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect()
+    };
+    let (code, out, err) = run(field("reveal"), format!("{}\n", otp(1)));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("4111 1111 1111 1111"), "{out}");
+    // Without --yes and without a terminal, nothing is applied.
+    let mut args = field("redact");
+    args.extend(["--detector".into(), "card".into()]);
+    let (code, out, err) = run(args.clone(), format!("{}\n", otp(2)));
+    assert_ne!(code, Some(0), "{out}");
+    assert!(err.contains("--yes"), "{err}");
+    assert!(
+        out.contains("[REDACTED:card]"),
+        "the preview is shown: {out}"
+    );
+    args.push("--yes".into());
+    let (code, out, err) = run(args, format!("{}\n", otp(3)));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("redacted: 1 field(s), 1 match(es)"), "{out}");
+    let note: String = sqlx::query_scalar("SELECT notes FROM receipts WHERE id = $1")
+        .bind(id)
+        .fetch_one(&s.pluto.pool)
+        .await
+        .unwrap();
+    assert_eq!(note, "paid with [REDACTED:card] thanks");
+}

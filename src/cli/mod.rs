@@ -188,7 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Records(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
             let console = session::open(&config, factor).await?;
-            records::run(&console, &cmd).await
+            records::run(&console, &cmd, factor).await
         }
         Command::Operator(admin::OperatorCommand::Bootstrap { name, key }) => {
             let config = Config::load(cli.config.as_deref())?;

@@ -22,6 +22,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use uuid::Uuid;
 
 use super::output;
+use super::session::{Factor, dispatch_stepped};
 use crate::core::action::{Action, Reply};
 use crate::core::console::Console;
 use crate::core::records::{
@@ -34,6 +35,54 @@ pub enum RecordsCommand {
     List(ListArgs),
     /// One record with all its fields, masked.
     Show(ShowArgs),
+    /// Show one personal field unmasked, for a ticket (support, compliance;
+    /// step-up; audited with the field and the reason, never the value).
+    Reveal(RevealArgs),
+    /// Permanently redact one field (compliance): shows the before/after,
+    /// asks for confirmation (or --yes), then applies it with a step-up.
+    Redact(RedactArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FieldArgs {
+    #[arg(long)]
+    pub tenant: Uuid,
+    #[arg(long = "type", value_parser = parse_kind)]
+    pub kind: Kind,
+    #[arg(long)]
+    pub id: String,
+    /// The column, e.g. `notes`.
+    #[arg(long)]
+    pub field: String,
+    /// The reason or ticket reference (recorded in the audit log).
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RevealArgs {
+    #[command(flatten)]
+    pub field: FieldArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    #[command(flatten)]
+    pub field: FieldArgs,
+    /// Replace what this detector finds (card, iban, email, phone) with `[REDACTED:…]`.
+    #[arg(long, conflicts_with = "null", value_parser = parse_detector)]
+    pub detector: Option<crate::core::detect::Detector>,
+    /// Set the whole value to NULL instead.
+    #[arg(long)]
+    pub null: bool,
+    /// Apply without asking (for scripts).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+fn parse_detector(s: &str) -> Result<crate::core::detect::Detector, String> {
+    crate::core::detect::Detector::parse(s)
+        .ok_or_else(|| "unknown detector; one of card, iban, email, phone".to_string())
 }
 
 /// Reads `--type`.
@@ -139,8 +188,33 @@ pub struct ShowArgs {
 /// Runs a `records` subcommand through the dispatch point (authorised,
 /// audited, after the MFA gate). Exit code 0, or 1 when the tenant has no
 /// such record.
-pub async fn run(console: &Console, cmd: &RecordsCommand) -> anyhow::Result<i32> {
+pub async fn run(console: &Console, cmd: &RecordsCommand, factor: Factor) -> anyhow::Result<i32> {
     match cmd {
+        RecordsCommand::Reveal(args) => {
+            let f = &args.field;
+            let action = Action::Reveal {
+                tenant: f.tenant,
+                kind: f.kind,
+                id: f.kind.parse_pk(&f.id)?,
+                field: f.field.clone(),
+                reason: f.reason.clone(),
+            };
+            let Reply::Revealed { revealed, .. } =
+                dispatch_stepped(console, action, factor).await?
+            else {
+                anyhow::bail!("unexpected reply to a reveal");
+            };
+            eprintln!(
+                "charon: {} of {} {} revealed for `{}` (audited)",
+                f.field,
+                f.kind.label(),
+                f.id,
+                f.reason
+            );
+            output::line(revealed.value.expose().as_deref().unwrap_or("NULL"));
+            Ok(0)
+        }
+        RecordsCommand::Redact(args) => redact(console, args, factor).await,
         RecordsCommand::List(args) => {
             let reply = console
                 .dispatch(Action::RecordsList {
@@ -178,6 +252,63 @@ pub async fn run(console: &Console, cmd: &RecordsCommand) -> anyhow::Result<i32>
             }
         }
     }
+}
+
+async fn redact(console: &Console, args: &RedactArgs, factor: Factor) -> anyhow::Result<i32> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let f = &args.field;
+    let how = match (args.detector, args.null) {
+        (Some(d), false) => records::How::Span(d),
+        (None, true) => records::How::Null,
+        _ => anyhow::bail!("say what to redact: --detector card|iban|email|phone, or --null"),
+    };
+    let Reply::RedactionPreview { token, preview } = console
+        .dispatch(Action::RedactPreview {
+            tenant: f.tenant,
+            kind: f.kind,
+            id: f.kind.parse_pk(&f.id)?,
+            field: f.field.clone(),
+            how,
+        })
+        .await?
+    else {
+        anyhow::bail!("unexpected reply to a redaction preview");
+    };
+    output::line(&format!("before: {}", preview.before_masked));
+    output::line(&format!(
+        "after:  {}",
+        preview.after.as_deref().unwrap_or("NULL")
+    ));
+    output::line(&format!("matches: {}", preview.matches));
+    if preview.matches == 0 {
+        eprintln!("charon: nothing to redact");
+        return Ok(1);
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!("not applied: confirm on a terminal, or pass --yes");
+        }
+        eprint!("charon: apply this permanent redaction? [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("charon: not applied");
+            return Ok(1);
+        }
+    }
+    let apply = Action::RedactApply {
+        preview: token,
+        reason: f.reason.clone(),
+    };
+    let Reply::Redacted(done) = dispatch_stepped(console, apply, factor).await? else {
+        anyhow::bail!("unexpected reply to a redaction");
+    };
+    output::line(&format!(
+        "redacted: {} field(s), {} match(es), batch {}",
+        done.fields, done.matches, done.batch_id
+    ));
+    Ok(0)
 }
 
 /// A page as text lines (not yet sanitised): one per record, then the cursors.
