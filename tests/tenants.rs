@@ -307,3 +307,45 @@ async fn tenant_detail_masks_members_and_counts_records() {
 
     assert!(tenants::detail(p, Uuid::new_v4()).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_tenant_with_many_rows_shows_a_capped_count() {
+    let f = fixture().await;
+    let p = &f.db.pool;
+    let bob: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'bob@stone.io'")
+        .fetch_one(p)
+        .await
+        .unwrap();
+    let conn = Uuid::new_v4();
+    sqlx::query("INSERT INTO bank_connections (id, business_id, created_by, institution, plaid_item_id, status, created_at) VALUES ($1, $2, $3, 'Big Bank', 'item-sandbox-9', 'active', now())")
+        .bind(conn).bind(f.harbor).bind(bob).execute(p).await.unwrap();
+    let account = Uuid::new_v4();
+    sqlx::query("INSERT INTO bank_accounts (id, business_id, connection_id, name, account_mask, kind) VALUES ($1, $2, $3, 'Ops', '0001', 'depository')")
+        .bind(account).bind(f.harbor).bind(conn).execute(p).await.unwrap();
+    sqlx::query(
+        "INSERT INTO transactions (id, business_id, account_id, posted_at, amount_cents, merchant, description, category)
+         SELECT g, $1, $2, now() - g * interval '1 minute', 100, 'M', 'D', 'c' FROM generate_series(1, 100005) g",
+    )
+    .bind(f.harbor)
+    .bind(account)
+    .execute(p)
+    .await
+    .unwrap();
+    let t = tenants::detail(p, f.harbor).await.unwrap().unwrap();
+    let tx = t
+        .records
+        .iter()
+        .find(|r| r.kind == RecordKind::Transactions)
+        .unwrap();
+    assert!(tx.is_capped());
+    assert_eq!(tx.display(), "100,000+");
+    assert!(tx.latest.is_some());
+    // Another tenant's count is exact and unaffected.
+    let other = tenants::detail(p, f.acme).await.unwrap().unwrap();
+    let tx = other
+        .records
+        .iter()
+        .find(|r| r.kind == RecordKind::Transactions)
+        .unwrap();
+    assert_eq!((tx.count, tx.display().as_str()), (0, "0"));
+}

@@ -89,7 +89,11 @@ pub async fn run(console: &Console, cmd: TenantsCommand) -> anyhow::Result<i32> 
                         .latest
                         .map(|d| d.format("%Y-%m-%d").to_string())
                         .unwrap_or_else(|| "-".into());
-                    println!("  {:<16} {:>8}  latest {latest}", r.kind.label(), r.count);
+                    println!(
+                        "  {:<16} {:>8}  latest {latest}",
+                        r.kind.label(),
+                        r.display()
+                    );
                 }
             }
             Ok(0)

@@ -211,6 +211,10 @@ impl RecordKind {
     }
 }
 
+/// Counts above this are shown as "more than" (counting millions of rows
+/// would make opening a big tenant slow for no useful difference).
+pub const COUNT_CAP: i64 = 100_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordCount {
     pub kind: RecordKind,
@@ -381,20 +385,21 @@ pub async fn detail(pool: &PgPool, business_id: Uuid) -> Result<Option<TenantDet
         .collect();
 
     // One round trip for all counts; each sub-select is an index scan on
-    // (business_id, <date>).
+    // (business_id, <date>). Counts stop at COUNT_CAP + 1, so a tenant with
+    // millions of rows opens as fast as a small one (shown as "100,000+").
     let c: CountsRow = sqlx::query_as(
         "SELECT
-           (SELECT count(*) FROM transactions WHERE business_id = $1),
+           (SELECT count(*) FROM (SELECT 1 FROM transactions WHERE business_id = $1 LIMIT 100001) c),
            (SELECT max(posted_at) FROM transactions WHERE business_id = $1),
-           (SELECT count(*) FROM receipts WHERE business_id = $1),
+           (SELECT count(*) FROM (SELECT 1 FROM receipts WHERE business_id = $1 LIMIT 100001) c),
            (SELECT max(created_at) FROM receipts WHERE business_id = $1),
-           (SELECT count(*) FROM invoices WHERE business_id = $1),
+           (SELECT count(*) FROM (SELECT 1 FROM invoices WHERE business_id = $1 LIMIT 100001) c),
            (SELECT max(created_at) FROM invoices WHERE business_id = $1),
-           (SELECT count(*) FROM trips WHERE business_id = $1),
+           (SELECT count(*) FROM (SELECT 1 FROM trips WHERE business_id = $1 LIMIT 100001) c),
            (SELECT max(started_at) FROM trips WHERE business_id = $1),
-           (SELECT count(*) FROM shifts WHERE business_id = $1),
+           (SELECT count(*) FROM (SELECT 1 FROM shifts WHERE business_id = $1 LIMIT 100001) c),
            (SELECT max(starts_at) FROM shifts WHERE business_id = $1),
-           (SELECT count(*) FROM payroll_entries WHERE business_id = $1),
+           (SELECT count(*) FROM (SELECT 1 FROM payroll_entries WHERE business_id = $1 LIMIT 100001) c),
            (SELECT max(paid_at) FROM payroll_entries WHERE business_id = $1)",
     )
     .bind(business_id)
@@ -437,6 +442,31 @@ type CountsRow = (
     Latest,
 );
 
+impl RecordCount {
+    /// True when there are more than [`COUNT_CAP`] rows (`count` is then
+    /// `COUNT_CAP + 1`).
+    pub fn is_capped(&self) -> bool {
+        self.count > COUNT_CAP
+    }
+
+    /// The count for display: `1,234`, or `100,000+` when capped.
+    pub fn display(&self) -> String {
+        let n = self.count.min(COUNT_CAP);
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        if self.is_capped() {
+            out.push('+');
+        }
+        out
+    }
+}
+
 fn count(kind: RecordKind, count: i64, latest: Latest) -> RecordCount {
     RecordCount {
         kind,
@@ -470,6 +500,17 @@ mod tests {
         assert_eq!(classify("123"), QueryKind::Name("123".into()));
         assert_eq!(classify("7-Eleven"), QueryKind::Name("7-Eleven".into()));
         assert_eq!(classify(" acme "), QueryKind::Name("acme".into()));
+    }
+
+    #[test]
+    fn counts_display_with_separators_and_a_cap() {
+        let c = |n| count(RecordKind::Transactions, n, None);
+        assert_eq!(c(0).display(), "0");
+        assert_eq!(c(1234).display(), "1,234");
+        assert_eq!(c(COUNT_CAP).display(), "100,000");
+        assert!(!c(COUNT_CAP).is_capped());
+        assert_eq!(c(COUNT_CAP + 1).display(), "100,000+");
+        assert!(c(COUNT_CAP + 1).is_capped());
     }
 
     #[test]

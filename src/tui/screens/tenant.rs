@@ -312,7 +312,7 @@ impl TenantScreen {
         let record_rows = d.records.iter().map(|r| {
             Row::new(vec![
                 Line::styled(r.kind.label(), theme.style(Meaning::Text)),
-                Line::styled(r.count.to_string(), theme.style(Meaning::Text)).right_aligned(),
+                Line::styled(r.display(), theme.style(Meaning::Text)).right_aligned(),
                 Line::styled(opt_date(r.latest.as_ref()), theme.style(Meaning::Muted)),
             ])
         });
