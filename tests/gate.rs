@@ -228,6 +228,13 @@ async fn nothing_but_the_gate_before_it_and_the_refusal_is_audited() {
         panic!("no hits")
     };
     assert_eq!(hits.len(), 1);
+    assert!(
+        c.session()
+            .key_id
+            .as_deref()
+            .is_some_and(|k| k.starts_with("software:")),
+        "a software-key session says so in every entry"
+    );
     assert_eq!(
         s.last_entry().await.entry.key_id,
         c.session().key_id,
@@ -1078,4 +1085,72 @@ async fn cli_reveal_and_redact_with_an_otp() {
         .await
         .unwrap();
     assert_eq!(note, "paid with [REDACTED:card] thanks");
+}
+
+#[tokio::test]
+async fn five_failures_at_the_gate_lock_the_operator_and_the_log_says_so() {
+    let s = setup("lockout").await;
+    operators::add(&s.console_db.pool, "x", "lou", "Lou", Role::Support)
+        .await
+        .unwrap();
+    keys::enroll_otp(
+        &s.console_db.pool,
+        &MasterKey::new([1; 32]),
+        "lou",
+        "k",
+        "cccccbhkevbt",
+        &AesKey::new([0x44; 16]),
+        &PrivateId::new([1; 6]),
+    )
+    .await
+    .unwrap();
+    let mut config = s.config.clone();
+    config.mfa.allow_software_keys = false;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("master.key");
+    std::fs::write(&key_file, hex::encode([1u8; 32])).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    config.mfa.master_key_file = Some(key_file);
+    let c = Console::from_pools(
+        &config,
+        Session {
+            id: Uuid::new_v4(),
+            operator: "lou".into(),
+            role: Role::Support,
+            demo: false,
+            key_id: None,
+        },
+        s.pluto.pool.clone(),
+        s.console_db.pool.clone(),
+        AuditKey::generate().unwrap(),
+    )
+    .unwrap();
+    for i in 1..=5 {
+        let e = c
+            .dispatch(Action::Authenticate(GateInput::Otp(
+                "cccccbhkevbt".to_string() + &"c".repeat(32),
+            )))
+            .await
+            .unwrap_err();
+        let last = s.last_entry().await;
+        assert_eq!(last.entry.outcome, Outcome::Failed);
+        if i < 5 {
+            assert!(e.to_string().contains("attempt"), "{e}");
+            assert_eq!(last.entry.error.as_deref(), Some("mfa_rejected"));
+        } else {
+            assert!(e.to_string().contains("locked"), "{e}");
+            assert_eq!(last.entry.error.as_deref(), Some("mfa_rejected:locked"));
+        }
+    }
+    assert_eq!(
+        operators::resolve(&s.console_db.pool, "lou")
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("locked"),
+        true
+    );
 }

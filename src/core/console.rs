@@ -572,7 +572,9 @@ impl Console {
         let mut st = self.state();
         st.session.operator = op.login.clone();
         st.session.role = op.role;
-        st.session.key_id = Some(proof.key_id().to_string());
+        // `factor:key id`, so that every audit entry of a software-key
+        // session says so, and every other one names its hardware.
+        st.session.key_id = Some(format!("{}:{}", proof.factor().as_str(), proof.key_id()));
         st.info.operator = op.login;
         st.info.role = op.role;
         st.passed_at = Some(Instant::now());

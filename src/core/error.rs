@@ -76,6 +76,7 @@ impl Error {
             Error::Conflict(_) => "conflict".into(),
             Error::MfaRequired(_) => "mfa_required".into(),
             Error::Mfa(_) => "mfa".into(),
+            Error::Auth(f) if f.locked => "mfa_rejected:locked".into(),
             Error::Auth(_) => "mfa_rejected".into(),
             Error::Io(_) => "io".into(),
             Error::Database(sqlx::Error::Database(d)) => match d.code() {
