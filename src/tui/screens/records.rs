@@ -30,7 +30,7 @@ pub const FILTER_HELP: &str = "text from:YYYY-MM-DD to:YYYY-MM-DD min:N max:N";
 /// The most columns a page table shows.
 const MAX_COLUMNS: usize = 6;
 /// The widest a table column grows.
-const MAX_COLUMN_WIDTH: usize = 28;
+const MAX_COLUMN_WIDTH: usize = 40;
 
 /// Parses a filter line: `from:` `to:` dates, `min:` `max:` amounts (in the
 /// amount column's unit), every other word is text. An empty line is no
@@ -369,9 +369,17 @@ impl RecordsScreen {
                     .collect::<Vec<_>>(),
             )
         });
+        // The last column takes what is left.
         let widths: Vec<Constraint> = cols
             .iter()
-            .map(|(_, w)| Constraint::Length(*w as u16))
+            .enumerate()
+            .map(|(n, (_, w))| {
+                if n + 1 == cols.len() {
+                    Constraint::Fill(1)
+                } else {
+                    Constraint::Length(*w as u16)
+                }
+            })
             .collect();
         let visible = inner.height.saturating_sub(1) as usize;
         let offset = self.nav.offset_for(visible);
@@ -693,7 +701,7 @@ impl RecordScreen {
                     "{km:.1} km · {}:{:02} · {}",
                     d / 3600,
                     (d % 3600) / 60,
-                    r.started_at.format("%Y-%m-%d %H:%M")
+                    r.started_at.format("%Y-%m-%d %H:%M UTC")
                 ),
                 theme.style(Meaning::Text),
             )),
