@@ -2044,3 +2044,50 @@ fn the_piv_pin_is_masked_and_sent_with_enter() {
         render_screen(&g, w, h);
     }
 }
+
+#[test]
+fn in_the_app_r_opens_records_a_forbidden_reply_goes_to_the_message_line_and_esc_returns() {
+    let mut app = signed_in(info(false));
+    let search = run_of(&app.update(Msg::SetQuery("acme".into())), |a| {
+        matches!(a, Action::SearchTenants { .. })
+    });
+    let h = hit("Acme", Matched::Recent);
+    let tenant_id = h.id;
+    app.update(done(search, Reply::Tenants(vec![h])));
+    let open = run_of(&app.update(special(KeyCode::Enter)), |a| {
+        matches!(a, Action::OpenTenant { .. })
+    });
+    let mut d = detail("Acme");
+    d.id = tenant_id;
+    app.update(done(open, Reply::Tenant(Box::new(d))));
+
+    let list = run_of(&app.update(key('r')), |a| {
+        matches!(
+            a,
+            Action::RecordsList { tenant, kind: Kind::Transactions, query }
+                if *tenant == tenant_id && query.at == At::First
+        )
+    });
+    assert_eq!(app.stack_names(), ["search", "tenant", "records"]);
+    app.update(Msg::Done(Done {
+        id: list,
+        result: Err(Failure {
+            message: "forbidden: records.list needs support, compliance or auditor".into(),
+            unreachable: false,
+            mfa_required: false,
+        }),
+    }));
+    let (level, message) = app.message().unwrap();
+    assert_eq!(*level, Level::Error);
+    assert!(message.contains("forbidden"), "{message}");
+    let screen = text(&render_app(&app, 100, 14));
+    assert!(screen.contains("forbidden: records.list"), "{screen}");
+
+    // `?` shows the records keys; Esc closes it, Esc again back to the tenant.
+    app.update(key('?'));
+    let help = text(&render_app(&app, 100, 60));
+    assert!(help.contains("next record type"), "{help}");
+    app.update(special(KeyCode::Esc));
+    app.update(special(KeyCode::Esc));
+    assert_eq!(app.stack_names(), ["search", "tenant"]);
+}

@@ -724,7 +724,20 @@ impl RecordScreen {
             lon1 = lon1.max(lon);
         }
         let margin = |lo: f64, hi: f64| ((hi - lo) * 0.1).max(0.005);
-        let (mlat, mlon) = (margin(lat0, lat1), margin(lon0, lon1));
+        let (mut mlat, mut mlon) = (margin(lat0, lat1), margin(lon0, lon1));
+        // Same scale on both axes: a braille dot is about square, and a
+        // degree of longitude is cos(lat) of a degree of latitude.
+        let cos = ((lat0 + lat1) / 2.0).to_radians().cos().abs().max(0.01);
+        let (wdots, hdots) = (f64::from(map.width) * 2.0, f64::from(map.height) * 4.0);
+        if wdots > 0.0 && hdots > 0.0 {
+            let x_per_dot = (lon1 - lon0 + 2.0 * mlon) * cos / wdots;
+            let y_per_dot = (lat1 - lat0 + 2.0 * mlat) / hdots;
+            if x_per_dot < y_per_dot {
+                mlon += (y_per_dot * wdots / cos - (lon1 - lon0 + 2.0 * mlon)) / 2.0;
+            } else {
+                mlat += (x_per_dot * hdots - (lat1 - lat0 + 2.0 * mlat)) / 2.0;
+            }
+        }
         let colour = theme.style(Meaning::Title).fg.unwrap_or(Color::Reset);
         let start = theme.style(Meaning::Ok).fg.unwrap_or(Color::Reset);
         let points = &r.points;

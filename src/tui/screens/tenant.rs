@@ -338,7 +338,14 @@ impl TenantScreen {
                 Block::default()
                     .borders(Borders::ALL)
                     .border_style(theme.style(Meaning::Border))
-                    .title(Span::styled(" Records ", theme.style(Meaning::Title))),
+                    .title(Span::styled(" Records ", theme.style(Meaning::Title)))
+                    .title_top(
+                        Line::from(vec![
+                            Span::styled(" r", theme.style(Meaning::Key)),
+                            Span::styled(" open ", theme.style(Meaning::Muted)),
+                        ])
+                        .right_aligned(),
+                    ),
             ),
             records_area,
         );
