@@ -2091,3 +2091,34 @@ fn in_the_app_r_opens_records_a_forbidden_reply_goes_to_the_message_line_and_esc
     app.update(special(KeyCode::Esc));
     assert_eq!(app.stack_names(), ["search", "tenant"]);
 }
+
+#[test]
+fn record_field_names_are_sanitised_and_wide_characters_fit() {
+    let mut r = txn(44, "東京 Café 東京 Café", "x***@y***.jp");
+    r.fields[5].name = "note\x1b[31m".into();
+    r.fields[5].value = Some("\u{202e}evil".into());
+    let d = RecordScreen::loaded(r.clone(), None);
+    let mut s = RecordsScreen::new(TENANT, "Acme");
+    let (id, _, _) = records_list(&s.start());
+    s.update(&done(
+        id,
+        Reply::Records(Page {
+            kind: Kind::Transactions,
+            rows: vec![r],
+            next: None,
+            prev: None,
+        }),
+    ));
+    for buf in [render_screen(&d, 120, 12), render_screen(&s, 120, 8)] {
+        let screen = text(&buf);
+        assert!(screen.contains(r"note\x1b[31m"), "{screen}");
+        assert!(screen.contains(r"\u{202e}evil"), "{screen}");
+        assert!(screen.contains("東") && screen.contains("Café"), "{screen}");
+        assert!(
+            !buf.content()
+                .iter()
+                .any(|c| c.symbol().chars().any(charon::core::sanitize::is_unsafe)),
+            "{screen}"
+        );
+    }
+}

@@ -328,8 +328,8 @@ impl RecordsScreen {
                 .rows
                 .iter()
                 .filter_map(|r| r.fields.get(i))
-                .map(|f| shown(f.value.as_deref()).chars().count())
-                .chain(std::iter::once(f.name.chars().count()))
+                .map(|f| Span::raw(shown(f.value.as_deref())).width())
+                .chain(std::iter::once(Span::raw(safe_owned(&f.name)).width()))
                 .max()
                 .unwrap_or(1)
                 .clamp(1, MAX_COLUMN_WIDTH);
@@ -625,7 +625,7 @@ impl RecordScreen {
                 let w = r
                     .fields
                     .iter()
-                    .map(|f| safe_owned(&f.name).chars().count())
+                    .map(|f| Span::raw(safe_owned(&f.name)).width())
                     .max()
                     .unwrap_or(0)
                     .min(24);
@@ -647,7 +647,7 @@ impl RecordScreen {
                         ];
                         if f.personal {
                             spans.push(Span::styled(
-                                format!("  ({}, {})", f.category, f.mask),
+                                format!("  ({}, {})", safe_owned(f.category), safe_owned(f.mask)),
                                 theme.style(Meaning::Muted),
                             ));
                         }
