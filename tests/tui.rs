@@ -1960,6 +1960,8 @@ fn records_screens_at_narrow_sizes_do_not_panic() {
     }
     let narrow = text(&render_screen(&s, 40, 12));
     assert!(narrow.contains("id"), "{narrow}");
+    assert!(narrow.contains("‹ 1/8 transactions ›"), "{narrow}");
+    insta::assert_snapshot!("records_40x12", narrow);
     s.update(&key('/'));
     typed(
         &mut s,

@@ -464,14 +464,35 @@ impl Screen for RecordsScreen {
             .enumerate()
             .map(|(i, k)| Line::from(format!("{} {}", i + 1, k.label())))
             .collect();
-        frame.render_widget(
-            Tabs::new(titles)
-                .select(self.tab)
-                .style(theme.style(Meaning::Muted))
-                .highlight_style(theme.style(Meaning::Selection))
-                .divider("│"),
-            tabs_area,
-        );
+        let full: usize = titles.iter().map(|t| t.width() + 3).sum();
+        if full <= usize::from(tabs_area.width) {
+            frame.render_widget(
+                Tabs::new(titles)
+                    .select(self.tab)
+                    .style(theme.style(Meaning::Muted))
+                    .highlight_style(theme.style(Meaning::Selection))
+                    .divider("│"),
+                tabs_area,
+            );
+        } else {
+            // Too narrow for every tab: the current one and where it is.
+            frame.render_widget(
+                Paragraph::new(Line::from(vec![
+                    Span::styled("‹ ", theme.style(Meaning::Key)),
+                    Span::styled(
+                        format!(
+                            "{}/{} {}",
+                            self.tab + 1,
+                            Kind::ALL.len(),
+                            self.kind().label()
+                        ),
+                        theme.style(Meaning::Selection),
+                    ),
+                    Span::styled(" ›", theme.style(Meaning::Key)),
+                ])),
+                tabs_area,
+            );
+        }
         match &self.page {
             Load::Loaded(p) => self.render_table(frame, body, theme, p),
             Load::Loading | Load::Failed(_) => {
@@ -639,7 +660,11 @@ impl RecordScreen {
                         };
                         let mut spans = vec![
                             Span::styled(
-                                format!("{:>w$} ", safe_owned(&f.name)),
+                                {
+                                    let name = safe_owned(&f.name);
+                                    let pad = w.saturating_sub(Span::raw(name.as_str()).width());
+                                    format!("{}{name} ", " ".repeat(pad))
+                                },
                                 theme.style(Meaning::Muted),
                             ),
                             Span::styled(if f.personal { "● " } else { "  " }, value_style),
