@@ -1514,3 +1514,613 @@ fn gate_screens_at_40x12_do_not_panic() {
     let app = App::new(info(false), ThemeSet::bundled_only(), theme());
     render_app(&app, 40, 12);
 }
+
+// ---------------------------------------------------------------- records
+
+use charon::core::records::{At, Cursor, Dir, Field, Kind, MaskedRecord, Page, Pk, Route, SortBy};
+use charon::tui::screens::records::{
+    RecordScreen, RecordsScreen, parse_filter as parse_records_filter,
+};
+
+const TENANT: Uuid = Uuid::from_u128(0x1234);
+
+fn field(name: &str, value: Option<&str>, personal: bool) -> Field {
+    Field {
+        name: name.into(),
+        value: value.map(Into::into),
+        personal,
+        category: if personal { "contact.email" } else { "none" },
+        mask: if personal { "email" } else { "none" },
+    }
+}
+
+fn txn(id: i64, merchant: &str, email: &str) -> MaskedRecord {
+    MaskedRecord {
+        kind: Kind::Transactions,
+        id: Pk::Int(id),
+        fields: vec![
+            field("id", Some(&id.to_string()), false),
+            field("posted_at", Some("2024-06-01T08:00:00Z"), false),
+            field("amount_cents", Some(&(id * 100).to_string()), false),
+            field("merchant", Some(merchant), false),
+            field("payer_email", Some(email), true),
+            field("description", None, false),
+        ],
+    }
+}
+
+fn cursor(kind: &str, pk: i64) -> Cursor {
+    Cursor::parse(&format!("{kind}:date:asc:1700000000000000:{pk}")).unwrap()
+}
+
+fn txn_page(next: Option<i64>, prev: Option<i64>) -> Page {
+    Page {
+        kind: Kind::Transactions,
+        rows: vec![
+            txn(41, "Coffee\x1b]52;c;ZXZpbA==\x07 Bar", "j***@g***.com"),
+            txn(42, "Platypus Books", "m***@a***.test"),
+            txn(43, "Taxi \u{202e}gnp", "p***@x***.org"),
+        ],
+        next: next.map(|n| cursor("transactions", n)),
+        prev: prev.map(|n| cursor("transactions", n)),
+    }
+}
+
+/// The single `RecordsList` the commands ask for: (id, kind, query).
+fn records_list(cmds: &[Command]) -> (RequestId, Kind, charon::core::records::Query) {
+    let runs: Vec<_> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            Command::Run {
+                id,
+                action:
+                    Action::RecordsList {
+                        tenant,
+                        kind,
+                        query,
+                    },
+            } => {
+                assert_eq!(*tenant, TENANT);
+                Some((*id, *kind, query.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    match runs.as_slice() {
+        [one] => one.clone(),
+        other => panic!("expected one RecordsList, got {other:?} from {cmds:?}"),
+    }
+}
+
+/// A records screen showing `txn_page(Some(43), Some(41))`.
+fn loaded_records() -> RecordsScreen {
+    let mut s = RecordsScreen::new(TENANT, "Acme");
+    let (id, _, _) = records_list(&s.start());
+    s.update(&done(id, Reply::Records(txn_page(Some(43), Some(41)))));
+    s
+}
+
+fn trip() -> MaskedRecord {
+    MaskedRecord {
+        kind: Kind::Trips,
+        id: Pk::Int(7),
+        fields: vec![
+            field("id", Some("7"), false),
+            field("started_at", Some("2024-06-01T08:00:00Z"), false),
+            field("distance_m", Some("12345"), false),
+            field("purpose", None, false),
+            Field {
+                name: "driver_email".into(),
+                value: Some("d***@f***.com".into()),
+                personal: true,
+                category: "contact.email",
+                mask: "email",
+            },
+        ],
+    }
+}
+
+fn route(points: Vec<(f64, f64)>) -> Route {
+    Route {
+        trip_id: 7,
+        points,
+        distance_m: 12_345,
+        started_at: at(2024, 6, 1),
+        ended_at: at(2024, 6, 1) + chrono::Duration::seconds(3900),
+        duration_s: 3900,
+    }
+}
+
+fn berlin() -> Vec<(f64, f64)> {
+    vec![
+        (52.52, 13.40),
+        (52.53, 13.42),
+        (52.55, 13.45),
+        (52.54, 13.49),
+        (52.51, 13.50),
+    ]
+}
+
+fn braille_cells(buf: &Buffer) -> usize {
+    buf.content()
+        .iter()
+        .filter(|c| {
+            c.symbol()
+                .chars()
+                .any(|ch| ('\u{2801}'..='\u{28ff}').contains(&ch))
+        })
+        .count()
+}
+
+#[test]
+fn r_on_a_tenant_opens_records_for_the_first_kind_at_the_first_page() {
+    let mut t = TenantScreen::loaded(detail("Acme"));
+    let cmds = t.update(&key('r'));
+    match cmds.first() {
+        Some(Command::Push(s)) => assert_eq!(s.name(), "records"),
+        other => panic!("{other:?}"),
+    }
+    let (_, kind, query) = records_list(&cmds);
+    assert_eq!(kind, Kind::Transactions);
+    assert_eq!(kind, Kind::ALL[0]);
+    assert_eq!(query.at, At::First);
+    assert_eq!((query.sort, query.dir), (SortBy::Date, Dir::Asc));
+}
+
+#[test]
+fn a_records_page_renders_masked_values_and_escapes_hostile_strings() {
+    let s = loaded_records();
+    let buf = render_screen(&s, 120, 12);
+    let screen = text(&buf);
+    assert!(screen.contains("transactions"), "{screen}");
+    assert!(screen.contains("j***@g***.com"), "{screen}");
+    assert!(screen.contains("Platypus Books"), "{screen}");
+    assert!(screen.contains("NULL"), "{screen}");
+    assert!(
+        screen.contains(r"Coffee\x1b]52;c;ZXZpbA==\x07 Bar"),
+        "{screen}"
+    );
+    for cell in buf.content() {
+        assert!(
+            !cell.symbol().chars().any(charon::core::sanitize::is_unsafe),
+            "raw control char {:?}\n{screen}",
+            cell.symbol()
+        );
+    }
+    // Personal fields in the theme's masked style.
+    let masked = theme().style(Meaning::Masked);
+    let y = (0..buf.area.height)
+        .find(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, *y)].symbol())
+                .collect::<String>()
+                .contains("m***@a***.test")
+        })
+        .unwrap();
+    let x = (0..buf.area.width)
+        .find(|x| buf[(*x, y)].symbol() == "m")
+        .unwrap();
+    assert_eq!(buf[(x, y)].fg, masked.fg.unwrap());
+    insta::assert_snapshot!("records", screen);
+}
+
+#[test]
+fn paging_keys_send_keyset_positions() {
+    let mut s = loaded_records();
+    let (_, kind, q) = records_list(&s.update(&key('n')));
+    assert_eq!(kind, Kind::Transactions);
+    assert_eq!(q.at, At::After(cursor("transactions", 43)));
+
+    let mut s = loaded_records();
+    let (_, _, q) = records_list(&s.update(&special(KeyCode::PageUp)));
+    assert_eq!(q.at, At::Before(cursor("transactions", 41)));
+
+    let mut s = loaded_records();
+    let (_, _, q) = records_list(&s.update(&key('G')));
+    assert_eq!(q.at, At::Last);
+    let (_, _, q) = records_list(&s.update(&key('g')));
+    assert_eq!(q.at, At::First);
+
+    // The last page: `n` asks for nothing.
+    let mut s = RecordsScreen::new(TENANT, "Acme");
+    let (id, _, _) = records_list(&s.start());
+    s.update(&done(id, Reply::Records(txn_page(None, Some(41)))));
+    assert!(
+        !s.update(&key('n'))
+            .iter()
+            .any(|c| matches!(c, Command::Run { .. }))
+    );
+}
+
+#[test]
+fn switching_tabs_sends_records_list_for_that_kind() {
+    let mut s = loaded_records();
+    let (_, kind, q) = records_list(&s.update(&special(KeyCode::Tab)));
+    assert_eq!(kind, Kind::Receipts);
+    assert_eq!(q.at, At::First);
+    let (_, kind, _) = records_list(&s.update(&key(']')));
+    assert_eq!(kind, Kind::Invoices);
+    let (_, kind, _) = records_list(&s.update(&key('[')));
+    assert_eq!(kind, Kind::Receipts);
+    let (_, kind, _) = records_list(&s.update(&key('8')));
+    assert_eq!(kind, Kind::BankConnections);
+    let (_, kind, _) = records_list(&s.update(&special(KeyCode::Tab)));
+    assert_eq!(kind, Kind::Transactions, "wraps around");
+    let (_, kind, _) = records_list(&s.update(&special(KeyCode::BackTab)));
+    assert_eq!(kind, Kind::BankConnections);
+}
+
+#[test]
+fn sort_is_offered_only_where_the_kind_has_an_amount() {
+    let mut s = loaded_records();
+    let (_, _, q) = records_list(&s.update(&key('s')));
+    assert_eq!(q.sort, SortBy::Amount);
+    let (_, _, q) = records_list(&s.update(&key('o')));
+    assert_eq!(
+        (q.sort, q.dir, q.at),
+        (SortBy::Amount, Dir::Desc, At::First)
+    );
+
+    // Shifts have no amount: `s` sends nothing, and switching there sorted
+    // by amount falls back to the date.
+    let (_, kind, q) = records_list(&s.update(&key('5')));
+    assert_eq!(kind, Kind::Shifts);
+    assert_eq!(q.sort, SortBy::Date);
+    let cmds = s.update(&key('s'));
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Command::Run { .. })),
+        "{cmds:?}"
+    );
+    assert!(!Kind::Shifts.has_amount());
+}
+
+#[test]
+fn stale_record_replies_are_dropped() {
+    let mut s = RecordsScreen::new(TENANT, "Acme");
+    let (old, _, _) = records_list(&s.start());
+    let (new, kind, _) = records_list(&s.update(&special(KeyCode::Tab)));
+    assert_eq!(kind, Kind::Receipts);
+    let mut receipts = txn_page(None, None);
+    receipts.kind = Kind::Receipts;
+    receipts.rows.truncate(1);
+    receipts.rows[0].fields[3].value = Some("Fresh Receipt".into());
+    s.update(&done(new, Reply::Records(receipts)));
+    let mut stale = txn_page(None, None);
+    stale.rows[0].fields[3].value = Some("Stale Transaction".into());
+    s.update(&done(old, Reply::Records(stale)));
+    let screen = text(&render_screen(&s, 120, 10));
+    assert!(screen.contains("Fresh Receipt"), "{screen}");
+    assert!(!screen.contains("Stale Transaction"), "{screen}");
+}
+
+#[test]
+fn a_forbidden_records_list_is_shown_in_the_message_line() {
+    let mut s = RecordsScreen::new(TENANT, "Acme");
+    let (id, _, _) = records_list(&s.start());
+    let cmds = s.update(&Msg::Done(Done {
+        id,
+        result: Err(Failure {
+            message: "forbidden: records.list is not allowed for role viewer".into(),
+            unreachable: false,
+            mfa_required: false,
+        }),
+    }));
+    assert!(
+        matches!(cmds.as_slice(), [Command::Error(m)] if m.contains("forbidden")),
+        "{cmds:?}"
+    );
+    assert!(matches!(s.state(), Load::Failed(_)));
+    let screen = text(&render_screen(&s, 100, 8));
+    assert!(screen.contains("could not load transactions"), "{screen}");
+}
+
+#[test]
+fn the_filter_line_is_parsed_into_a_filter_and_reloads() {
+    let f =
+        parse_records_filter("coffee bar from:2024-01-01 to:2024-02-01 min:100 max:500").unwrap();
+    assert_eq!(f.text.as_deref(), Some("coffee bar"));
+    assert_eq!(f.date_from.unwrap().to_string(), "2024-01-01");
+    assert_eq!(f.date_to.unwrap().to_string(), "2024-02-01");
+    assert_eq!((f.amount_min, f.amount_max), (Some(100), Some(500)));
+    assert!(parse_records_filter("from:yesterday").is_err());
+    assert!(parse_records_filter("min:lots").is_err());
+    assert_eq!(parse_records_filter("  ").unwrap(), Default::default());
+
+    let mut s = loaded_records();
+    assert!(s.update(&key('/')).is_empty());
+    assert!(
+        typed(&mut s, "taxi min:5 q").is_empty(),
+        "typed, not acted on"
+    );
+    let (_, _, q) = records_list(&s.update(&special(KeyCode::Enter)));
+    assert_eq!(q.filter.text.as_deref(), Some("taxi q"));
+    assert_eq!(q.filter.amount_min, Some(5));
+    assert_eq!(q.at, At::First);
+    // A kind without an amount is not asked with amount bounds.
+    let (_, kind, q) = records_list(&s.update(&key('7')));
+    assert_eq!(kind, Kind::Members);
+    assert_eq!(q.filter.amount_min, None);
+    assert_eq!(q.filter.text.as_deref(), Some("taxi q"));
+}
+
+#[test]
+fn enter_opens_the_record_with_record_show() {
+    let mut s = loaded_records();
+    s.update(&key('j'));
+    let cmds = s.update(&special(KeyCode::Enter));
+    let (screen, show) = match cmds.as_slice() {
+        [
+            Command::Push(screen),
+            Command::Run {
+                id,
+                action:
+                    Action::RecordShow {
+                        tenant,
+                        kind,
+                        id: pk,
+                    },
+            },
+        ] => {
+            assert_eq!(
+                (*tenant, *kind, *pk),
+                (TENANT, Kind::Transactions, Pk::Int(42))
+            );
+            (screen, *id)
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(screen.name(), "record");
+
+    let (mut d, cmds) = RecordScreen::open(TENANT, Kind::Transactions, Pk::Int(42));
+    assert_eq!(cmds.len(), 1, "no route for a transaction");
+    let id = match cmds.as_slice() {
+        [Command::Run { id, .. }] => *id,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(id, show);
+    d.update(&done(
+        id,
+        Reply::Record(Box::new(txn(42, "Platypus Books", "m***@a***.test"))),
+    ));
+    let screen = text(&render_screen(&d, 100, 12));
+    for needle in [
+        "transactions 42",
+        "merchant",
+        "Platypus Books",
+        "payer_email",
+        "● m***@a***.test",
+        "description",
+        "NULL",
+    ] {
+        assert!(screen.contains(needle), "{needle}\n{screen}");
+    }
+    assert!(matches!(
+        d.update(&special(KeyCode::Esc)).as_slice(),
+        [Command::Pop]
+    ));
+}
+
+#[test]
+fn a_trip_detail_sends_trip_route_and_draws_it_on_a_canvas() {
+    let (mut d, cmds) = RecordScreen::open(TENANT, Kind::Trips, Pk::Int(7));
+    let (show, route_id) = match cmds.as_slice() {
+        [
+            Command::Run {
+                id: a,
+                action:
+                    Action::RecordShow {
+                        kind: Kind::Trips, ..
+                    },
+            },
+            Command::Run {
+                id: b,
+                action: Action::TripRoute { tenant, trip_id: 7 },
+            },
+        ] => {
+            assert_eq!(*tenant, TENANT);
+            (*a, *b)
+        }
+        other => panic!("{other:?}"),
+    };
+    let loading = text(&render_screen(&d, 100, 16));
+    assert!(loading.contains("loading"), "{loading}");
+    d.update(&done(route_id, Reply::Route(route(berlin()))));
+    d.update(&done(show, Reply::Record(Box::new(trip()))));
+    let buf = render_screen(&d, 100, 16);
+    let screen = text(&buf);
+    assert!(braille_cells(&buf) >= 5, "{screen}");
+    assert!(screen.contains("12.3 km"), "{screen}");
+    assert!(screen.contains("1:05"), "{screen}");
+    assert!(screen.contains("d***@f***.com"), "{screen}");
+    insta::assert_snapshot!("trip_detail", screen);
+
+    // A route the data map hides.
+    let hidden = RecordScreen::loaded(trip(), Some(route(vec![])));
+    let buf = render_screen(&hidden, 100, 16);
+    let screen = text(&buf);
+    assert!(screen.contains("route hidden by the data map"), "{screen}");
+    assert_eq!(braille_cells(&buf), 0, "{screen}");
+    // A single point still draws.
+    let one = RecordScreen::loaded(trip(), Some(route(vec![(52.5, 13.4)])));
+    assert!(braille_cells(&render_screen(&one, 100, 16)) >= 1);
+}
+
+#[test]
+fn records_screens_at_narrow_sizes_do_not_panic() {
+    let mut s = loaded_records();
+    let wide = RecordScreen::loaded(trip(), Some(route(berlin())));
+    let hidden = RecordScreen::loaded(trip(), Some(route(vec![])));
+    let (loading, _) = RecordScreen::open(TENANT, Kind::Trips, Pk::Int(7));
+    for (w, h) in [(40, 12), (1, 1), (2, 2), (10, 3), (0, 0), (200, 5)] {
+        render_screen(&s, w, h);
+        render_screen(&wide, w, h);
+        render_screen(&hidden, w, h);
+        render_screen(&loading, w, h);
+        render_screen(&HelpScreen::new(s.keymap()), w, h);
+    }
+    let narrow = text(&render_screen(&s, 40, 12));
+    assert!(narrow.contains("id"), "{narrow}");
+    assert!(narrow.contains("‹ 1/8 transactions ›"), "{narrow}");
+    insta::assert_snapshot!("records_40x12", narrow);
+    s.update(&key('/'));
+    typed(
+        &mut s,
+        "a very long filter line that does not fit in forty columns",
+    );
+    for (w, h) in [(40, 12), (1, 1)] {
+        render_screen(&s, w, h);
+    }
+}
+
+#[test]
+fn help_on_records_lists_its_keys() {
+    let s = loaded_records();
+    let help = HelpScreen::new(s.keymap());
+    let screen = text(&render_screen(&help, 100, 60));
+    for needle in [
+        "next page",
+        "last page",
+        "next record type",
+        "sort by date",
+        "from:YYYY-MM-DD",
+    ] {
+        assert!(screen.contains(needle), "{needle}\n{screen}");
+    }
+}
+
+// ---------------------------------------------------------------- PIV
+
+#[test]
+fn the_piv_pin_is_masked_and_sent_with_enter() {
+    let mut g = GateScreen::with_status(otp_gate());
+    assert_eq!(g.context(), keymap::Context::GateOtp);
+    assert!(g.update(&Msg::Key(Key::ctrl('p'))).is_empty());
+    assert_eq!(g.context(), keymap::Context::GatePin);
+    assert!(typed(&mut g, "918273").is_empty(), "q and ? are typed");
+    let screen = text(&render_screen(&g, 100, 14));
+    assert!(!screen.contains("918273"), "{screen}");
+    assert!(screen.contains("PIN ••••••"), "{screen}");
+    let id = match g.update(&special(KeyCode::Enter)).as_slice() {
+        [
+            Command::Run {
+                id,
+                action: Action::Authenticate(GateInput::Piv { pin }),
+            },
+        ] => {
+            assert_eq!(pin, "918273");
+            *id
+        }
+        other => panic!("{other:?}"),
+    };
+    g.update(&Msg::Done(Done {
+        id,
+        result: Err(Failure {
+            message: "no PC/SC daemon running (pcscd)".into(),
+            unreachable: false,
+            mfa_required: false,
+        }),
+    }));
+    let buf = render_screen(&g, 100, 14);
+    let screen = text(&buf);
+    assert!(!screen.contains("918273"), "{screen}");
+    assert!(
+        screen.contains("no PC/SC daemon running (pcscd)"),
+        "{screen}"
+    );
+    let y = (0..buf.area.height)
+        .find(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, *y)].symbol())
+                .collect::<String>()
+                .contains("no PC/SC")
+        })
+        .unwrap();
+    let x = (0..buf.area.width)
+        .find(|x| buf[(*x, y)].symbol() == "n")
+        .unwrap();
+    assert_eq!(buf[(x, y)].fg, theme().style(Meaning::Danger).fg.unwrap());
+    // Ctrl-p goes back to the OTP field.
+    g.update(&Msg::Key(Key::ctrl('p')));
+    assert_eq!(g.context(), keymap::Context::GateOtp);
+    for (w, h) in [(40, 12), (1, 1)] {
+        render_screen(&g, w, h);
+    }
+}
+
+#[test]
+fn in_the_app_r_opens_records_a_forbidden_reply_goes_to_the_message_line_and_esc_returns() {
+    let mut app = signed_in(info(false));
+    let search = run_of(&app.update(Msg::SetQuery("acme".into())), |a| {
+        matches!(a, Action::SearchTenants { .. })
+    });
+    let h = hit("Acme", Matched::Recent);
+    let tenant_id = h.id;
+    app.update(done(search, Reply::Tenants(vec![h])));
+    let open = run_of(&app.update(special(KeyCode::Enter)), |a| {
+        matches!(a, Action::OpenTenant { .. })
+    });
+    let mut d = detail("Acme");
+    d.id = tenant_id;
+    app.update(done(open, Reply::Tenant(Box::new(d))));
+
+    let list = run_of(&app.update(key('r')), |a| {
+        matches!(
+            a,
+            Action::RecordsList { tenant, kind: Kind::Transactions, query }
+                if *tenant == tenant_id && query.at == At::First
+        )
+    });
+    assert_eq!(app.stack_names(), ["search", "tenant", "records"]);
+    app.update(Msg::Done(Done {
+        id: list,
+        result: Err(Failure {
+            message: "forbidden: records.list needs support, compliance or auditor".into(),
+            unreachable: false,
+            mfa_required: false,
+        }),
+    }));
+    let (level, message) = app.message().unwrap();
+    assert_eq!(*level, Level::Error);
+    assert!(message.contains("forbidden"), "{message}");
+    let screen = text(&render_app(&app, 100, 14));
+    assert!(screen.contains("forbidden: records.list"), "{screen}");
+
+    // `?` shows the records keys; Esc closes it, Esc again back to the tenant.
+    app.update(key('?'));
+    let help = text(&render_app(&app, 100, 60));
+    assert!(help.contains("next record type"), "{help}");
+    app.update(special(KeyCode::Esc));
+    app.update(special(KeyCode::Esc));
+    assert_eq!(app.stack_names(), ["search", "tenant"]);
+}
+
+#[test]
+fn record_field_names_are_sanitised_and_wide_characters_fit() {
+    let mut r = txn(44, "東京 Café 東京 Café", "x***@y***.jp");
+    r.fields[5].name = "note\x1b[31m".into();
+    r.fields[5].value = Some("\u{202e}evil".into());
+    let d = RecordScreen::loaded(r.clone(), None);
+    let mut s = RecordsScreen::new(TENANT, "Acme");
+    let (id, _, _) = records_list(&s.start());
+    s.update(&done(
+        id,
+        Reply::Records(Page {
+            kind: Kind::Transactions,
+            rows: vec![r],
+            next: None,
+            prev: None,
+        }),
+    ));
+    for buf in [render_screen(&d, 120, 12), render_screen(&s, 120, 8)] {
+        let screen = text(&buf);
+        assert!(screen.contains(r"note\x1b[31m"), "{screen}");
+        assert!(screen.contains(r"\u{202e}evil"), "{screen}");
+        assert!(screen.contains("東") && screen.contains("Café"), "{screen}");
+        assert!(
+            !buf.content()
+                .iter()
+                .any(|c| c.symbol().chars().any(charon::core::sanitize::is_unsafe)),
+            "{screen}"
+        );
+    }
+}

@@ -107,6 +107,24 @@ pub enum KeyAction {
     Verify,
     /// `a` / `Ctrl-a` at the gate: sign with the security key (ssh-agent).
     Agent,
+    /// `Ctrl-p` at the gate: switch between the OTP and the PIV PIN field.
+    Piv,
+    /// `r` on a tenant: its records.
+    Records,
+    /// Records: the next / previous page (keyset), the first / last page.
+    NextPage,
+    PrevPage,
+    FirstPage,
+    LastPage,
+    /// Records: the next / previous record type tab.
+    NextTab,
+    PrevTab,
+    /// Records: `1`–`8` jump to that tab (the screen reads the digit).
+    JumpTab,
+    /// Records: sort by date / amount.
+    Sort,
+    /// Records: ascending / descending.
+    Order,
 }
 
 /// A row of a keymap table.
@@ -153,6 +171,14 @@ pub enum Context {
     GateRoles,
     /// The MFA gate, typing the OTP.
     GateOtp,
+    /// The MFA gate, typing the PIN of the PIV key.
+    GatePin,
+    /// A tenant's records (tabs, one page of a table).
+    Records,
+    /// Typing the records filter line.
+    RecordsFilter,
+    /// One record in full (a trip with its route).
+    Record,
 }
 
 impl Context {
@@ -166,6 +192,8 @@ impl Context {
                 | Context::Palette
                 | Context::AuditFilter
                 | Context::GateOtp
+                | Context::GatePin
+                | Context::RecordsFilter
         )
     }
 
@@ -182,6 +210,10 @@ impl Context {
             Context::AuditDetail => "Audit entry",
             Context::GateRoles => "MFA gate (demo roles)",
             Context::GateOtp => "MFA gate (typing the OTP)",
+            Context::GatePin => "MFA gate (typing the PIV PIN)",
+            Context::Records => "Records",
+            Context::RecordsFilter => "Records filter (typing)",
+            Context::Record => "Record",
         }
     }
 }
@@ -303,6 +335,11 @@ pub const TENANT: &[Binding] = &[
         keys: &[Key::char('/')],
         action: KeyAction::Filter,
         desc: "filter members by name or role",
+    },
+    Binding {
+        keys: &[Key::char('r')],
+        action: KeyAction::Records,
+        desc: "the tenant's records (transactions, receipts, trips, ...)",
     },
     Binding {
         keys: &[ESC],
@@ -452,9 +489,145 @@ pub const GATE_OTP: &[Binding] = &[
         desc: "use the security key in the ssh-agent (confirm on the key)",
     },
     Binding {
+        keys: &[Key::ctrl('p')],
+        action: KeyAction::Piv,
+        desc: "use the PIV key of the YubiKey (type its PIN)",
+    },
+    Binding {
         keys: &[ESC],
         action: KeyAction::Back,
         desc: "clear the typed text",
+    },
+];
+
+pub const GATE_PIN: &[Binding] = &[
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "send the PIN to the PIV key (slot 9a)",
+    },
+    Binding {
+        keys: &[Key::ctrl('p')],
+        action: KeyAction::Piv,
+        desc: "back to the OTP field",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "clear the typed PIN",
+    },
+];
+
+pub const RECORDS: &[Binding] = &[
+    Binding {
+        keys: &[Key::char('k'), UP],
+        action: KeyAction::Up,
+        desc: "move up in the page",
+    },
+    Binding {
+        keys: &[Key::char('j'), DOWN],
+        action: KeyAction::Down,
+        desc: "move down in the page",
+    },
+    Binding {
+        keys: &[Key::char('n'), Key::plain(KeyCode::PageDown)],
+        action: KeyAction::NextPage,
+        desc: "next page",
+    },
+    Binding {
+        keys: &[Key::char('p'), Key::plain(KeyCode::PageUp)],
+        action: KeyAction::PrevPage,
+        desc: "previous page",
+    },
+    Binding {
+        keys: &[Key::char('g'), Key::plain(KeyCode::Home)],
+        action: KeyAction::FirstPage,
+        desc: "first page",
+    },
+    Binding {
+        keys: &[Key::char('G'), Key::plain(KeyCode::End)],
+        action: KeyAction::LastPage,
+        desc: "last page",
+    },
+    Binding {
+        keys: &[Key::plain(KeyCode::Tab), Key::char(']')],
+        action: KeyAction::NextTab,
+        desc: "next record type",
+    },
+    Binding {
+        keys: &[Key::plain(KeyCode::BackTab), Key::char('[')],
+        action: KeyAction::PrevTab,
+        desc: "previous record type",
+    },
+    Binding {
+        keys: &[
+            Key::char('1'),
+            Key::char('2'),
+            Key::char('3'),
+            Key::char('4'),
+            Key::char('5'),
+            Key::char('6'),
+            Key::char('7'),
+            Key::char('8'),
+        ],
+        action: KeyAction::JumpTab,
+        desc: "that record type",
+    },
+    Binding {
+        keys: &[Key::char('s')],
+        action: KeyAction::Sort,
+        desc: "sort by date / amount (types with an amount)",
+    },
+    Binding {
+        keys: &[Key::char('o')],
+        action: KeyAction::Order,
+        desc: "ascending / descending",
+    },
+    Binding {
+        keys: &[Key::char('/')],
+        action: KeyAction::Filter,
+        desc: "filter: text from:YYYY-MM-DD to:YYYY-MM-DD min:N max:N",
+    },
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "the selected record in full",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "back to the tenant",
+    },
+];
+
+pub const RECORDS_FILTER: &[Binding] = &[
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "apply the filter (an empty line shows every record)",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "cancel, keep the current filter",
+    },
+];
+
+pub const RECORD: &[Binding] = &[
+    Binding {
+        keys: &[Key::char('k'), UP],
+        action: KeyAction::Up,
+        desc: "scroll up",
+    },
+    Binding {
+        keys: &[Key::char('j'), DOWN],
+        action: KeyAction::Down,
+        desc: "scroll down",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "back to the list",
     },
 ];
 
@@ -472,6 +645,10 @@ pub fn bindings(ctx: Context) -> &'static [Binding] {
         Context::AuditDetail => AUDIT_DETAIL,
         Context::GateRoles => GATE_ROLES,
         Context::GateOtp => GATE_OTP,
+        Context::GatePin => GATE_PIN,
+        Context::Records => RECORDS,
+        Context::RecordsFilter => RECORDS_FILTER,
+        Context::Record => RECORD,
     }
 }
 
@@ -586,6 +763,10 @@ mod tests {
             Context::AuditDetail,
             Context::GateRoles,
             Context::GateOtp,
+            Context::GatePin,
+            Context::Records,
+            Context::RecordsFilter,
+            Context::Record,
         ] {
             let mut seen = std::collections::HashSet::new();
             for b in tables(ctx).into_iter().flat_map(|t| t.iter()) {

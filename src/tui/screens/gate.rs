@@ -2,7 +2,8 @@
 //! when the core answers `MfaRequired` (session idled out). It asks the
 //! core what it waits for (`GateStatus`), then sends `Authenticate`:
 //! the OTP the YubiKey types (masked as it is typed), the security key in
-//! the ssh-agent (`Ctrl-a`), or, in the demo, a chosen role.
+//! the ssh-agent (`Ctrl-a`), the PIV key of the YubiKey (`Ctrl-p`, then its
+//! PIN, shown only as dots), or, in the demo, a chosen role.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -36,6 +37,8 @@ pub struct GateScreen {
     /// The last refusal, in the danger style.
     error: Option<String>,
     input: Input,
+    /// True while the field takes the PIV PIN instead of the OTP.
+    piv: bool,
     nav: ListNav,
 }
 
@@ -49,6 +52,7 @@ impl GateScreen {
             notice: None,
             error: None,
             input: Input::default(),
+            piv: false,
             nav: ListNav::default(),
         }
     }
@@ -125,6 +129,14 @@ impl GateScreen {
             return vec![];
         }
         match action {
+            Some(KeyAction::Open) if self.piv => {
+                let pin = self.input.value().to_string();
+                self.input = Input::default();
+                if pin.is_empty() {
+                    return vec![];
+                }
+                self.authenticate(GateInput::Piv { pin })
+            }
             Some(KeyAction::Open) => {
                 let otp = self.input.value().trim().to_string();
                 self.input = Input::default();
@@ -132,6 +144,11 @@ impl GateScreen {
                     return vec![];
                 }
                 self.authenticate(GateInput::Otp(otp))
+            }
+            Some(KeyAction::Piv) => {
+                self.piv = !self.piv;
+                self.input = Input::default();
+                vec![]
             }
             Some(KeyAction::Agent) => self.authenticate(GateInput::Agent),
             Some(KeyAction::Back) => {
@@ -179,6 +196,11 @@ impl GateScreen {
 /// What the OTP field shows: never the typed characters, only how many.
 pub fn masked(len: usize) -> String {
     format!("{} {len}/{OTP_LEN}", "•".repeat(len.min(OTP_LEN)))
+}
+
+/// What the PIN field shows: one dot per typed character, nothing else.
+pub fn masked_pin(len: usize) -> String {
+    "•".repeat(len.min(64))
 }
 
 impl Screen for GateScreen {
@@ -244,6 +266,17 @@ impl Screen for GateScreen {
                             theme.style(Meaning::Muted),
                         ),
                     ]));
+                    head.push(Line::from(vec![
+                        Span::styled("Ctrl-p", theme.style(Meaning::Key)),
+                        Span::styled(
+                            if self.piv {
+                                " back to the OTP"
+                            } else {
+                                " PIV key of the YubiKey (slot 9a, PIN)"
+                            },
+                            theme.style(Meaning::Muted),
+                        ),
+                    ]));
                 }
             }
         }
@@ -285,6 +318,22 @@ impl Screen for GateScreen {
                 .with_offset(offset)
                 .with_selected(self.nav.get(roles.len()));
             frame.render_stateful_widget(list, rest, &mut state);
+        } else if self.piv {
+            let len = self.input.value().chars().count();
+            let field = Paragraph::new(Line::from(vec![
+                Span::styled("PIN ", theme.style(Meaning::Prompt)),
+                Span::styled(masked_pin(len), theme.style(Meaning::Masked)),
+            ]))
+            .block(
+                Block::default()
+                    .borders(Borders::TOP)
+                    .border_style(theme.style(Meaning::Border))
+                    .title(Span::styled(
+                        " PIV key (YubiKey slot 9a): type its PIN ",
+                        theme.style(Meaning::Title),
+                    )),
+            );
+            frame.render_widget(field, rest);
         } else {
             let len = self.input.value().chars().count();
             let field = Paragraph::new(Line::from(vec![
@@ -308,12 +357,16 @@ impl Screen for GateScreen {
         if self.is_demo() {
             vec![(Context::GateRoles, keymap::GATE_ROLES)]
         } else {
-            vec![(Context::GateOtp, keymap::GATE_OTP)]
+            vec![
+                (Context::GateOtp, keymap::GATE_OTP),
+                (Context::GatePin, keymap::GATE_PIN),
+            ]
         }
     }
 
     fn context(&self) -> Context {
         match &self.status {
+            Load::Loaded(s) if s.demo_roles.is_empty() && self.piv => Context::GatePin,
             Load::Loaded(s) if s.demo_roles.is_empty() => Context::GateOtp,
             _ => Context::GateRoles,
         }

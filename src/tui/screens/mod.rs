@@ -4,5 +4,6 @@ pub mod audit;
 pub mod gate;
 pub mod help;
 pub mod palette;
+pub mod records;
 pub mod search;
 pub mod tenant;

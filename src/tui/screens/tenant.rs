@@ -1,5 +1,6 @@
 //! One tenant's overview: header facts, members (owners first, as the core
-//! orders them), connected banks, and a count of each record type.
+//! orders them), connected banks, and a count of each record type; `r`
+//! opens the tenant's records.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -12,6 +13,7 @@ use crate::core::action::Reply;
 use crate::core::tenants::{Member, TenantDetail};
 use crate::tui::keymap::{self, Context, Key, KeyAction, resolve};
 use crate::tui::screen::{Command, Failure, KeymapSection, Load, Msg, RequestId, Screen};
+use crate::tui::screens::records::RecordsScreen;
 use crate::tui::screens::search::input_key;
 use crate::tui::theme::{Meaning, Theme};
 use crate::tui::widgets::{ListNav, date, opt_date, safe};
@@ -90,6 +92,12 @@ impl TenantScreen {
             return vec![];
         }
         match (self.filtering, action) {
+            (false, Some(KeyAction::Records)) => {
+                let mut screen = RecordsScreen::new(self.id, &self.name);
+                let mut cmds = screen.start();
+                cmds.insert(0, Command::Push(Box::new(screen)));
+                cmds
+            }
             (false, Some(KeyAction::Filter)) => {
                 self.filtering = true;
                 vec![]
@@ -330,7 +338,14 @@ impl TenantScreen {
                 Block::default()
                     .borders(Borders::ALL)
                     .border_style(theme.style(Meaning::Border))
-                    .title(Span::styled(" Records ", theme.style(Meaning::Title))),
+                    .title(Span::styled(" Records ", theme.style(Meaning::Title)))
+                    .title_top(
+                        Line::from(vec![
+                            Span::styled(" r", theme.style(Meaning::Key)),
+                            Span::styled(" open ", theme.style(Meaning::Muted)),
+                        ])
+                        .right_aligned(),
+                    ),
             ),
             records_area,
         );
