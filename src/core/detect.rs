@@ -193,16 +193,29 @@ pub fn iban_valid(s: &str) -> bool {
         Some(len) if len == compact.len() => {}
         _ => return false,
     }
+    iban_mod97(&String::from_utf8_lossy(&compact)) == 1
+}
+
+/// mod-97 of an IBAN (spaces ignored; country and check digits moved to the
+/// end, letters as numbers): 1 for a valid IBAN, 0 for one that has other
+/// characters. The generator uses it to compute check digits.
+pub fn iban_mod97(iban: &str) -> u32 {
+    let compact: String = iban.chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.len() < 4 || !compact.is_ascii() {
+        return 0;
+    }
     let mut rem: u32 = 0;
-    for &b in compact[4..].iter().chain(&compact[..4]) {
-        if b.is_ascii_digit() {
-            rem = (rem * 10 + u32::from(b - b'0')) % 97;
-        } else {
-            let v = u32::from(b.to_ascii_uppercase() - b'A') + 10;
+    for c in compact[4..].chars().chain(compact[..4].chars()) {
+        if let Some(d) = c.to_digit(10) {
+            rem = (rem * 10 + d) % 97;
+        } else if c.is_ascii_alphabetic() {
+            let v = c.to_ascii_uppercase() as u32 - 'A' as u32 + 10;
             rem = (rem * 100 + v) % 97;
+        } else {
+            return 0;
         }
     }
-    rem == 1
+    rem
 }
 
 /// IBAN lengths by country (the SWIFT IBAN registry).

@@ -278,27 +278,7 @@ pub fn luhn_complete(digits: &mut String) {
     digits.push(char::from(b'0' + ((10 - sum % 10) % 10) as u8));
 }
 
-/// True when `s` (digits only, spaces and dashes ignored) passes the Luhn check.
-pub fn luhn_valid(s: &str) -> bool {
-    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
-    if digits.len() < 12 {
-        return false;
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 1 {
-                let dd = d * 2;
-                if dd > 9 { dd - 9 } else { dd }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
+pub use crate::core::detect::{iban_mod97, luhn_valid};
 
 /// A Luhn-valid 16-digit card number with its brand, grouped as typed:
 /// `4111 1111 1111 1111`, `4111-1111-1111-1111` or `4111111111111111`.
@@ -325,28 +305,6 @@ pub fn card_number(rng: &mut R) -> (&'static str, String) {
         .collect::<Vec<_>>()
         .join(sep);
     (brand, grouped)
-}
-
-/// mod-97 of an IBAN (country and check digits moved to the end, letters as
-/// numbers); a valid IBAN gives 1.
-pub fn iban_mod97(iban: &str) -> u32 {
-    let compact: String = iban.chars().filter(|c| !c.is_whitespace()).collect();
-    if compact.len() < 4 {
-        return 0;
-    }
-    let rearranged = format!("{}{}", &compact[4..], &compact[..4]);
-    let mut rem: u32 = 0;
-    for c in rearranged.chars() {
-        if let Some(d) = c.to_digit(10) {
-            rem = (rem * 10 + d) % 97;
-        } else if c.is_ascii_alphabetic() {
-            let v = c.to_ascii_uppercase() as u32 - 'A' as u32 + 10;
-            rem = (rem * 100 + v) % 97;
-        } else {
-            return 0;
-        }
-    }
-    rem
 }
 
 /// A mod-97-valid IBAN, printed in groups of four (e.g. `DE89 3704 0044 0532
