@@ -77,6 +77,66 @@ impl Setup {
     }
 }
 
+/// The real binary, configured for a setup's two databases, with the audit
+/// key and the master key in its environment (as a deployment passes them).
+struct Binary {
+    _dir: tempfile::TempDir,
+    cfg: std::path::PathBuf,
+    master: [u8; 32],
+}
+
+impl Binary {
+    fn new(s: &Setup, master: [u8; 32]) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "environment = \"ci\"\npluto_url = \"{}\"\nconsole_url = \"{}\"\n",
+                s.pluto.url.expose(),
+                s.console_db.url.expose()
+            ),
+        )
+        .unwrap();
+        Binary {
+            _dir: dir,
+            cfg,
+            master,
+        }
+    }
+
+    /// Runs `charon --config CFG ARGS…` with `stdin`; (exit code, stdout, stderr).
+    fn run<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        args: &[S],
+        stdin: &str,
+    ) -> (Option<i32>, String, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_charon"))
+            .arg("--config")
+            .arg(&self.cfg)
+            .args(args)
+            .env("CHARON_AUDIT_KEY", "ab".repeat(32))
+            .env("CHARON_MASTER_KEY", hex::encode(self.master))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+}
+
 /// One concrete action of every kind.
 fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
     match kind {
@@ -398,17 +458,7 @@ async fn the_cli_reads_an_otp_from_stdin_and_refuses_a_replay() {
     )
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "environment = \"ci\"\npluto_url = \"{}\"\nconsole_url = \"{}\"\n",
-            s.pluto.url.expose(),
-            s.console_db.url.expose()
-        ),
-    )
-    .unwrap();
+    let bin = Binary::new(&s, master);
     let otp = |use_: u8| {
         otp::generate_otp(
             public_id,
@@ -423,35 +473,7 @@ async fn the_cli_reads_an_otp_from_stdin_and_refuses_a_replay() {
         )
         .unwrap()
     };
-    let run = |stdin: String| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_charon"))
-            .args([
-                "--config",
-                cfg.to_str().unwrap(),
-                "tenants",
-                "search",
-                "acme",
-            ])
-            .env("CHARON_AUDIT_KEY", "ab".repeat(32))
-            .env("CHARON_MASTER_KEY", hex::encode(master))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{stdin}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let run = |otp: String| bin.run(&["tenants", "search", "acme"], &format!("{otp}\n"));
     let first = otp(1);
     let (code, out, err) = run(first.clone());
     assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
@@ -476,16 +498,6 @@ async fn admin_cli_bootstrap_operators_and_keys() {
     use std::os::unix::fs::PermissionsExt;
     let s = setup("admincli").await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "pluto_url = \"{}\"\nconsole_url = \"{}\"\n",
-            s.pluto.url.expose(),
-            s.console_db.url.expose()
-        ),
-    )
-    .unwrap();
     let secret = dir.path().join("otp.secret");
     std::fs::write(&secret, format!("{} {}\n", "22".repeat(16), "0a0b0c0d0e0f")).unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -508,31 +520,8 @@ async fn admin_cli_bootstrap_operators_and_keys() {
         )
         .unwrap()
     };
-    let charon = |args: &[&str], stdin: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_charon"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(args)
-            .env("CHARON_AUDIT_KEY", "cd".repeat(32))
-            .env("CHARON_MASTER_KEY", hex::encode(master))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let bin = Binary::new(&s, master);
+    let charon = |args: &[&str], stdin: &str| bin.run(args, stdin);
     let me = operators::os_account().unwrap();
     let secret_arg = secret.to_str().unwrap();
     let boot = [
@@ -993,17 +982,7 @@ async fn cli_reveal_and_redact_with_an_otp() {
     )
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "pluto_url = \"{}\"\nconsole_url = \"{}\"\n",
-            s.pluto.url.expose(),
-            s.console_db.url.expose()
-        ),
-    )
-    .unwrap();
+    let bin = Binary::new(&s, master);
     let otp = |n: u8| {
         otp::generate_otp(
             public_id,
@@ -1018,31 +997,7 @@ async fn cli_reveal_and_redact_with_an_otp() {
         )
         .unwrap()
     };
-    let run = |args: Vec<String>, stdin: String| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_charon"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(&args)
-            .env("CHARON_AUDIT_KEY", "ef".repeat(32))
-            .env("CHARON_MASTER_KEY", hex::encode(master))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let run = |args: Vec<String>, stdin: String| bin.run(&args, &stdin);
     let field = |cmd: &str| -> Vec<String> {
         [
             "records",
