@@ -2124,3 +2124,151 @@ fn record_field_names_are_sanitised_and_wide_characters_fit() {
         );
     }
 }
+
+// ---------------------------------------------------------------- step-up
+
+fn step_up_error() -> Failure {
+    Failure::from_error(&charon::core::Error::MfaRequired(
+        "records.reveal needs a fresh touch of your key (step-up)".into(),
+    ))
+}
+
+fn failed(id: RequestId, f: Failure) -> Msg {
+    Msg::Done(Done { id, result: Err(f) })
+}
+
+fn demo_info(role: Role) -> ConsoleInfo {
+    ConsoleInfo {
+        operator: format!("demo-{role}"),
+        role,
+        environment: "demo".into(),
+        production: false,
+        database: "pluto@localhost".into(),
+        demo: true,
+    }
+}
+
+#[test]
+fn a_step_up_refusal_pushes_the_prompt_and_the_demo_touch_resends_the_action() {
+    let mut app = signed_in(demo_info(Role::Compliance));
+    let action = Action::RedactApply {
+        preview: Uuid::from_u128(7),
+        reason: "TICKET-1".into(),
+    };
+    // A screen asks for an action that needs a fresh touch.
+    let (asked, _) = {
+        let id = RequestId::next();
+        let effects = app.push(
+            Box::new(charon::tui::screens::help::HelpScreen::new(vec![])),
+            vec![Command::Run {
+                id,
+                action: action.clone(),
+            }],
+        );
+        assert!(matches!(effects.as_slice(), [Effect::Run { id: i, .. }] if *i == id));
+        (id, ())
+    };
+    let effects = app.update(failed(asked, step_up_error()));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(app.stack_names().last(), Some(&"step-up"));
+    assert!(!app.gated(), "a step-up is not the gate");
+    let screen = text(&render_app(&app, 100, 20));
+    assert!(screen.contains("confirm the redaction"), "{screen}");
+    assert!(screen.contains("demo-compliance"), "{screen}");
+    // Enter touches the demo software key for exactly this action.
+    let step = match app.update(special(KeyCode::Enter)).as_slice() {
+        [
+            Effect::Run {
+                id,
+                action:
+                    Action::StepUp {
+                        input: GateInput::DemoRole(Role::Compliance),
+                        action: a,
+                    },
+            },
+        ] if **a == action => *id,
+        other => panic!("{other:?}"),
+    };
+    // SteppedUp: the prompt goes and the action is sent again, new id.
+    let again = match app.update(done(step, Reply::SteppedUp)).as_slice() {
+        [Effect::Run { id, action: a }] if *a == action => *id,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(again, asked);
+    assert_ne!(app.stack_names().last(), Some(&"step-up"));
+}
+
+#[test]
+fn a_failed_step_up_is_shown_in_danger_and_esc_cancels() {
+    let mut app = signed_in(info(true));
+    let id = RequestId::next();
+    let action = Action::RedactApply {
+        preview: Uuid::from_u128(9),
+        reason: "r".into(),
+    };
+    app.push(
+        Box::new(charon::tui::screens::help::HelpScreen::new(vec![])),
+        vec![Command::Run { id, action }],
+    );
+    app.update(failed(id, step_up_error()));
+    assert_eq!(app.stack_names().last(), Some(&"step-up"));
+    for c in OTP.chars() {
+        assert!(app.update(key(c)).is_empty());
+    }
+    let screen = text(&render_app(&app, 100, 20));
+    assert!(screen.contains("44/44"), "{screen}");
+    assert!(!screen.contains(&OTP[..6]), "{screen}");
+    assert!(!screen.contains(&OTP[12..24]), "{screen}");
+    let step = match app.update(special(KeyCode::Enter)).as_slice() {
+        [
+            Effect::Run {
+                id,
+                action:
+                    Action::StepUp {
+                        input: GateInput::Otp(o),
+                        ..
+                    },
+            },
+        ] if o == OTP => *id,
+        other => panic!("{other:?}"),
+    };
+    app.update(failed(
+        step,
+        Failure {
+            message: "the OTP was replayed".into(),
+            unreachable: false,
+            mfa_required: false,
+        },
+    ));
+    let buf = render_app(&app, 100, 20);
+    let screen = text(&buf);
+    assert!(screen.contains("the OTP was replayed"), "{screen}");
+    // The PIV PIN is shown only as dots.
+    app.update(Msg::Key(Key::ctrl('p')));
+    for c in "424242".chars() {
+        app.update(key(c));
+    }
+    let screen = text(&render_app(&app, 100, 20));
+    assert!(screen.contains("PIN ••••••"), "{screen}");
+    assert!(!screen.contains("4242"), "{screen}");
+    // Esc cancels: the prompt goes, nothing is sent.
+    assert!(app.update(special(KeyCode::Esc)).is_empty());
+    assert_ne!(app.stack_names().last(), Some(&"step-up"));
+}
+
+#[test]
+fn an_idle_mfa_required_still_pushes_the_gate_not_the_step_up() {
+    let mut app = signed_in(info(false));
+    let id = RequestId::next();
+    app.push(
+        Box::new(charon::tui::screens::help::HelpScreen::new(vec![])),
+        vec![Command::Run {
+            id,
+            action: Action::GateStatus,
+        }],
+    );
+    let err = charon::core::Error::MfaRequired("the session was idle too long".into());
+    app.update(failed(id, Failure::from_error(&err)));
+    assert!(app.gated());
+    assert!(!app.stack_names().contains(&"step-up"));
+}
