@@ -2272,3 +2272,149 @@ fn an_idle_mfa_required_still_pushes_the_gate_not_the_step_up() {
     assert!(app.gated());
     assert!(!app.stack_names().contains(&"step-up"));
 }
+
+// ---------------------------------------------------------------- reveal
+
+use charon::core::records::Revealed;
+use std::sync::Arc;
+
+fn revealed(field: &str, value: &str) -> Reply {
+    Reply::Revealed {
+        revealed: Arc::new(Revealed {
+            kind: Kind::Transactions,
+            id: Pk::Int(42),
+            field: field.into(),
+            category: "contact.email",
+            value: charon::core::mfa::Secret::new(Some(value.into())),
+        }),
+        show_for: Duration::from_secs(30),
+    }
+}
+
+/// A detail screen of `txn(42, ..)` for `role`, with `payer_email` selected.
+fn detail_for(role: Role) -> RecordScreen {
+    let mut d = RecordScreen::loaded(txn(42, "Kiosk", "j***@g***.com"), None)
+        .with_tenant(TENANT)
+        .with_role(role);
+    for _ in 0..4 {
+        d.update(&key('j'));
+    }
+    assert_eq!(d.selected_field(), Some("payer_email"));
+    d
+}
+
+fn run_in(cmds: &[Command]) -> (RequestId, Action) {
+    match cmds {
+        [Command::Run { id, action }] => (*id, action.clone()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reveal_asks_a_reason_sends_reveal_shows_the_value_and_hides_it_after_the_ticks() {
+    let mut d = detail_for(Role::Support);
+    // A reason is needed.
+    assert!(d.update(&key('v')).is_empty());
+    let screen = text(&render_screen(&d, 100, 14));
+    assert!(screen.contains("reason or ticket"), "{screen}");
+    assert!(
+        matches!(d.update(&special(KeyCode::Enter)).as_slice(), [Command::Error(m)] if m.contains("reason"))
+    );
+    // Typing: `q` and `v` are text here.
+    assert!(typed(&mut d, "SUP-42 q").is_empty());
+    let (id, action) = run_in(&d.update(&special(KeyCode::Enter)));
+    assert_eq!(
+        action,
+        Action::Reveal {
+            tenant: TENANT,
+            kind: Kind::Transactions,
+            id: Pk::Int(42),
+            field: "payer_email".into(),
+            reason: "SUP-42 q".into(),
+        }
+    );
+    // The value replaces the mask, sanitised, with a countdown.
+    d.update(&done(
+        id,
+        revealed("payer_email", "jane.doe@gmail.com\u{1b}]52;c;x\u{7}"),
+    ));
+    let t0 = Instant::now();
+    d.update(&Msg::Tick(t0));
+    assert!(d.animating());
+    let buf = render_screen(&d, 100, 14);
+    let screen = text(&buf);
+    assert!(screen.contains("jane.doe@gmail.com"), "{screen}");
+    assert!(screen.contains("hides in 30s"), "{screen}");
+    assert!(!screen.contains('\u{1b}'), "{screen}");
+    assert!(!screen.contains("j***@g***.com"), "{screen}");
+    d.update(&Msg::Tick(t0 + Duration::from_secs(20)));
+    assert!(text(&render_screen(&d, 100, 14)).contains("hides in 10s"));
+    // Hidden again after show_for.
+    d.update(&Msg::Tick(t0 + Duration::from_secs(31)));
+    assert!(!d.animating());
+    let screen = text(&render_screen(&d, 100, 14));
+    assert!(!screen.contains("jane.doe"), "{screen}");
+    assert!(screen.contains("j***@g***.com"), "{screen}");
+}
+
+#[test]
+fn roles_that_may_not_reveal_get_no_v_and_help_does_not_offer_it() {
+    for role in [Role::Sre, Role::Auditor, Role::Admin] {
+        let mut d = detail_for(role);
+        assert!(d.update(&key('v')).is_empty());
+        assert_eq!(d.context(), keymap::Context::Record, "{role}");
+        let help = text(&render_screen(&HelpScreen::new(d.keymap()), 100, 30));
+        assert!(!help.contains("reveal"), "{role}: {help}");
+    }
+    let d = detail_for(Role::Support);
+    let help = text(&render_screen(&HelpScreen::new(d.keymap()), 100, 30));
+    assert!(
+        help.contains("reveal the selected personal field"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_reveal_through_the_app_steps_up_and_the_screen_gets_the_value() {
+    let who = demo_info(Role::Support);
+    let mut app = signed_in(who);
+    let d = RecordScreen::loaded(txn(42, "Kiosk", "j***@g***.com"), None).with_tenant(TENANT);
+    app.push(Box::new(d), vec![]);
+    for _ in 0..4 {
+        app.update(key('j'));
+    }
+    app.update(key('v'));
+    typed_app(&mut app, "SUP-1");
+    let (asked, action) = match app.update(special(KeyCode::Enter)).as_slice() {
+        [Effect::Run { id, action }] => (*id, action.clone()),
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(action, Action::Reveal { .. }));
+    app.update(failed(asked, step_up_error()));
+    let screen = text(&render_app(&app, 100, 20));
+    assert!(screen.contains("confirm reveal of payer_email"), "{screen}");
+    let step = match app.update(special(KeyCode::Enter)).as_slice() {
+        [
+            Effect::Run {
+                id,
+                action:
+                    Action::StepUp {
+                        input: GateInput::DemoRole(Role::Support),
+                        action: a,
+                    },
+            },
+        ] if **a == action => *id,
+        other => panic!("{other:?}"),
+    };
+    let again = match app.update(done(step, Reply::SteppedUp)).as_slice() {
+        [Effect::Run { id, action: a }] if *a == action => *id,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(again, asked);
+    // The reply to the re-sent request reaches the screen that asked.
+    app.update(done(again, revealed("payer_email", "jane.doe@gmail.com")));
+    app.update(Msg::Tick(Instant::now()));
+    assert!(app.animating());
+    let screen = text(&render_app(&app, 100, 20));
+    assert!(screen.contains("jane.doe@gmail.com"), "{screen}");
+}

@@ -5,6 +5,9 @@
 //! Every load is latest-request-wins: a reply to an older request is
 //! dropped. Values arrive masked by the core; they are sanitised here.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use chrono::NaiveDate;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -17,7 +20,11 @@ use tui_input::Input;
 use uuid::Uuid;
 
 use crate::core::action::{Action, Reply};
-use crate::core::records::{At, Dir, Filter, Kind, MaskedRecord, Page, Pk, Query, Route, SortBy};
+use crate::core::console::ConsoleInfo;
+use crate::core::records::{
+    At, Dir, Filter, Kind, MaskedRecord, Page, Pk, Query, Revealed, Route, SortBy,
+};
+use crate::core::session::Role;
 use crate::tui::keymap::{self, Context, Key, KeyAction, resolve};
 use crate::tui::screen::{Command, Failure, KeymapSection, Load, Msg, RequestId, Screen};
 use crate::tui::screens::search::input_key;
@@ -539,8 +546,11 @@ impl Screen for RecordsScreen {
 
 // ---------------------------------------------------------------- detail
 
-/// One record in full; a trip also loads and draws its route.
+/// One record in full; a trip also loads and draws its route. `j`/`k`
+/// select a field; `v` reveals a personal field for a reason (support,
+/// compliance: for other roles the key is neither shown nor acted on).
 pub struct RecordScreen {
+    tenant: Uuid,
     kind: Kind,
     id: Pk,
     pending: Option<RequestId>,
@@ -548,7 +558,42 @@ pub struct RecordScreen {
     route_pending: Option<RequestId>,
     /// `None` for kinds without a route.
     route: Option<Load<Route>>,
-    scroll: u16,
+    /// The selected field.
+    selected: usize,
+    /// Who is signed in (handed in by the compositor).
+    role: Option<Role>,
+    mode: Mode,
+    /// The `Reveal` request in flight.
+    revealing: Option<RequestId>,
+    shown: Option<Shown>,
+}
+
+/// What the detail screen does besides showing the record.
+enum Mode {
+    View,
+    /// Typing the reason (or ticket) for a reveal.
+    Reason {
+        purpose: Purpose,
+        input: Input,
+    },
+}
+
+enum Purpose {
+    Reveal { field: String },
+}
+
+/// A revealed value, shown until `until` (set at the first tick after it
+/// arrived, so time comes only from ticks).
+struct Shown {
+    revealed: Arc<Revealed>,
+    show_for: Duration,
+    until: Option<Instant>,
+    left: Duration,
+}
+
+/// Roles that may reveal a personal field.
+pub fn may_reveal(role: Role) -> bool {
+    matches!(role, Role::Support | Role::Compliance)
 }
 
 impl RecordScreen {
@@ -561,13 +606,18 @@ impl RecordScreen {
             action: Action::RecordShow { tenant, kind, id },
         }];
         let mut screen = RecordScreen {
+            tenant,
             kind,
             id,
             pending: Some(show),
             record: Load::Loading,
             route_pending: None,
             route: None,
-            scroll: 0,
+            selected: 0,
+            role: None,
+            mode: Mode::View,
+            revealing: None,
+            shown: None,
         };
         if let (Kind::Trips, Pk::Int(trip_id)) = (kind, id) {
             let rid = RequestId::next();
@@ -584,13 +634,193 @@ impl RecordScreen {
     /// A detail screen with the record (and route) at hand (tests, previews).
     pub fn loaded(record: MaskedRecord, route: Option<Route>) -> RecordScreen {
         RecordScreen {
+            tenant: Uuid::nil(),
             kind: record.kind,
             id: record.id,
             pending: None,
             route_pending: None,
             route: route.map(Load::Loaded),
             record: Load::Loaded(Box::new(record)),
-            scroll: 0,
+            selected: 0,
+            role: None,
+            mode: Mode::View,
+            revealing: None,
+            shown: None,
+        }
+    }
+
+    /// The same screen for a tenant (tests, previews).
+    pub fn with_tenant(mut self, tenant: Uuid) -> RecordScreen {
+        self.tenant = tenant;
+        self
+    }
+
+    /// The same screen for a role (the compositor hands it in on push).
+    pub fn with_role(mut self, role: Role) -> RecordScreen {
+        self.role = Some(role);
+        self
+    }
+
+    /// The selected field's name.
+    pub fn selected_field(&self) -> Option<&str> {
+        match &self.record {
+            Load::Loaded(r) => r.fields.get(self.selected).map(|f| f.name.as_str()),
+            _ => None,
+        }
+    }
+
+    /// True while a revealed value is on screen.
+    pub fn showing_revealed(&self) -> bool {
+        self.shown.is_some()
+    }
+
+    fn can_reveal(&self) -> bool {
+        self.role.is_some_and(may_reveal)
+    }
+
+    fn field_count(&self) -> usize {
+        match &self.record {
+            Load::Loaded(r) => r.fields.len(),
+            _ => 0,
+        }
+    }
+
+    fn on_key(&mut self, key: Key) -> Vec<Command> {
+        if let Mode::Reason { .. } = self.mode {
+            return self.on_reason_key(key);
+        }
+        let action = resolve(Context::Record, key).or_else(|| {
+            if self.can_reveal() {
+                resolve(Context::RecordReveal, key)
+            } else {
+                None
+            }
+        });
+        match action {
+            Some(KeyAction::Back) => vec![Command::Pop],
+            Some(KeyAction::Down) => {
+                if self.selected + 1 < self.field_count() {
+                    self.selected += 1;
+                }
+                vec![]
+            }
+            Some(KeyAction::Up) => {
+                self.selected = self.selected.saturating_sub(1);
+                vec![]
+            }
+            Some(KeyAction::Reveal) => self.start_reveal(),
+            _ => vec![],
+        }
+    }
+
+    fn start_reveal(&mut self) -> Vec<Command> {
+        let Load::Loaded(r) = &self.record else {
+            return vec![];
+        };
+        let Some(f) = r.fields.get(self.selected) else {
+            return vec![];
+        };
+        if !f.personal {
+            return vec![Command::Notify(format!(
+                "{} is not personal: it is shown as stored",
+                safe_owned(&f.name)
+            ))];
+        }
+        if self.revealing.is_some() {
+            return vec![];
+        }
+        self.mode = Mode::Reason {
+            purpose: Purpose::Reveal {
+                field: f.name.clone(),
+            },
+            input: Input::default(),
+        };
+        vec![]
+    }
+
+    fn on_reason_key(&mut self, key: Key) -> Vec<Command> {
+        let Mode::Reason { input, .. } = &mut self.mode else {
+            return vec![];
+        };
+        match resolve(Context::RecordReason, key) {
+            Some(KeyAction::Back) => {
+                self.mode = Mode::View;
+                vec![]
+            }
+            Some(KeyAction::Open) => {
+                let reason = input.value().trim().to_string();
+                if reason.is_empty() {
+                    return vec![Command::Error("a reason or ticket is needed".into())];
+                }
+                let Mode::Reason { purpose, .. } = std::mem::replace(&mut self.mode, Mode::View)
+                else {
+                    return vec![];
+                };
+                self.send(purpose, reason)
+            }
+            _ => {
+                input_key(input, key);
+                vec![]
+            }
+        }
+    }
+
+    fn send(&mut self, purpose: Purpose, reason: String) -> Vec<Command> {
+        match purpose {
+            Purpose::Reveal { field } => {
+                let id = RequestId::next();
+                self.revealing = Some(id);
+                vec![Command::Run {
+                    id,
+                    action: Action::Reveal {
+                        tenant: self.tenant,
+                        kind: self.kind,
+                        id: self.id,
+                        field,
+                        reason,
+                    },
+                }]
+            }
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        let Some(s) = &mut self.shown else {
+            return;
+        };
+        let until = *s.until.get_or_insert(now + s.show_for);
+        if now >= until {
+            self.shown = None;
+        } else {
+            s.left = until - now;
+        }
+    }
+
+    /// The prompt under the fields (reason input), if any.
+    fn render_prompt(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let Mode::Reason { purpose, input } = &self.mode else {
+            return;
+        };
+        let title = match purpose {
+            Purpose::Reveal { field } => format!(" reveal {} ", safe_owned(field)),
+        };
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style(Meaning::BorderFocus))
+            .title(Span::styled(title, theme.style(Meaning::Title)));
+        let inner = block.inner(area);
+        let prompt = "reason or ticket › ";
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(prompt, theme.style(Meaning::Prompt)),
+                Span::styled(safe_owned(input.value()), theme.style(Meaning::Input)),
+            ]))
+            .block(block),
+            area,
+        );
+        if inner.width > 0 && inner.height > 0 {
+            let x = inner.x + Span::raw(prompt).width() as u16 + input.visual_cursor() as u16;
+            frame.set_cursor_position((x.min(inner.right().saturating_sub(1)), inner.y));
         }
     }
 
@@ -620,6 +850,22 @@ impl RecordScreen {
                 }
             };
         }
+        if Some(id) == self.revealing {
+            self.revealing = None;
+            return match result {
+                Ok(Reply::Revealed { revealed, show_for }) => {
+                    self.shown = Some(Shown {
+                        revealed: revealed.clone(),
+                        show_for: *show_for,
+                        until: None,
+                        left: *show_for,
+                    });
+                    vec![]
+                }
+                Ok(_) => vec![Command::Error("reveal: unexpected reply".into())],
+                Err(f) => vec![Command::Error(f.message.clone())],
+            };
+        }
         if Some(id) == self.route_pending {
             self.route_pending = None;
             self.route = Some(match result {
@@ -639,6 +885,9 @@ impl RecordScreen {
                 format!(" {} {} ", self.kind.label(), self.id),
                 theme.style(Meaning::Title),
             ));
+        // Keep the selected field in view.
+        let rows = area.height.saturating_sub(2).max(1) as usize;
+        let scroll = u16::try_from(self.selected.saturating_sub(rows - 1)).unwrap_or(u16::MAX);
         let lines: Vec<Line> = match &self.record {
             Load::Loading => vec![Line::styled("loading…", theme.style(Meaning::Warning))],
             Load::Failed(m) => vec![Line::styled(safe_owned(m), theme.style(Meaning::Danger))],
@@ -652,12 +901,19 @@ impl RecordScreen {
                     .min(24);
                 r.fields
                     .iter()
-                    .map(|f| {
+                    .enumerate()
+                    .map(|(i, f)| {
                         let value_style = match (&f.value, f.personal) {
                             (None, _) => theme.style(Meaning::Muted),
                             (Some(_), true) => theme.style(Meaning::Masked),
                             (Some(_), false) => theme.style(Meaning::Text),
                         };
+                        let name_style = if i == self.selected {
+                            theme.style(Meaning::Selection)
+                        } else {
+                            theme.style(Meaning::Muted)
+                        };
+                        let revealed = self.shown.as_ref().filter(|s| s.revealed.field == f.name);
                         let mut spans = vec![
                             Span::styled(
                                 {
@@ -665,11 +921,24 @@ impl RecordScreen {
                                     let pad = w.saturating_sub(Span::raw(name.as_str()).width());
                                     format!("{}{name} ", " ".repeat(pad))
                                 },
-                                theme.style(Meaning::Muted),
+                                name_style,
                             ),
                             Span::styled(if f.personal { "● " } else { "  " }, value_style),
-                            Span::styled(shown(f.value.as_deref()), value_style),
                         ];
+                        if let Some(s) = revealed {
+                            // The unmasked value, sanitised, highlighted,
+                            // with how long it stays.
+                            spans.push(Span::styled(
+                                shown(s.revealed.value.expose().as_deref()),
+                                theme.style(Meaning::Warning),
+                            ));
+                            spans.push(Span::styled(
+                                format!("  revealed, hides in {}s", s.left.as_secs().max(1)),
+                                theme.style(Meaning::Danger),
+                            ));
+                            return Line::from(spans);
+                        }
+                        spans.push(Span::styled(shown(f.value.as_deref()), value_style));
                         if f.personal {
                             spans.push(Span::styled(
                                 format!("  ({}, {})", safe_owned(f.category), safe_owned(f.mask)),
@@ -685,7 +954,7 @@ impl RecordScreen {
             Paragraph::new(lines)
                 .block(block)
                 .wrap(Wrap { trim: false })
-                .scroll((self.scroll, 0)),
+                .scroll((scroll, 0)),
             area,
         );
     }
@@ -794,24 +1063,24 @@ impl Screen for RecordScreen {
 
     fn update(&mut self, msg: &Msg) -> Vec<Command> {
         match msg {
-            Msg::Key(k) => match resolve(Context::Record, *k) {
-                Some(KeyAction::Back) => vec![Command::Pop],
-                Some(KeyAction::Down) => {
-                    self.scroll = self.scroll.saturating_add(1);
-                    vec![]
-                }
-                Some(KeyAction::Up) => {
-                    self.scroll = self.scroll.saturating_sub(1);
-                    vec![]
-                }
-                _ => vec![],
-            },
+            Msg::Key(k) => self.on_key(*k),
             Msg::Done(d) => self.on_done(d.id, &d.result),
+            Msg::Tick(now) => {
+                self.on_tick(*now);
+                vec![]
+            }
             _ => vec![],
         }
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let prompt_h = match self.mode {
+            Mode::View => 0,
+            Mode::Reason { .. } => 3,
+        };
+        let [area, prompt] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(prompt_h)]).areas(area);
+        self.render_prompt(frame, prompt, theme);
         match &self.route {
             None => self.render_fields(frame, area, theme),
             Some(route) => {
@@ -827,10 +1096,26 @@ impl Screen for RecordScreen {
     }
 
     fn keymap(&self) -> Vec<KeymapSection> {
-        vec![(Context::Record, keymap::RECORD)]
+        let mut k = vec![(Context::Record, keymap::RECORD)];
+        if self.can_reveal() {
+            k.push((Context::RecordReveal, keymap::RECORD_REVEAL));
+            k.push((Context::RecordReason, keymap::RECORD_REASON));
+        }
+        k
     }
 
     fn context(&self) -> Context {
-        Context::Record
+        match self.mode {
+            Mode::View => Context::Record,
+            Mode::Reason { .. } => Context::RecordReason,
+        }
+    }
+
+    fn set_info(&mut self, info: &ConsoleInfo) {
+        self.role = Some(info.role);
+    }
+
+    fn animating(&self) -> bool {
+        self.shown.is_some()
     }
 }
