@@ -21,8 +21,9 @@ use uuid::Uuid;
 
 use crate::core::action::{Action, Reply};
 use crate::core::console::ConsoleInfo;
+use crate::core::detect::Detector;
 use crate::core::records::{
-    At, Dir, Filter, Kind, MaskedRecord, Page, Pk, Query, Revealed, Route, SortBy,
+    At, Dir, Filter, How, Kind, MaskedRecord, Page, Pk, Query, Revealed, Route, SortBy,
 };
 use crate::core::session::Role;
 use crate::tui::keymap::{self, Context, Key, KeyAction, resolve};
@@ -566,20 +567,51 @@ pub struct RecordScreen {
     /// The `Reveal` request in flight.
     revealing: Option<RequestId>,
     shown: Option<Shown>,
+    /// The `RedactPreview` / `RedactApply` request in flight.
+    previewing: Option<RequestId>,
+    applying: Option<RequestId>,
+}
+
+/// The ways to redact a field, in the chooser's order.
+pub const REDACT_HOW: [(&str, How); 5] = [
+    ("card numbers", How::Span(Detector::Card)),
+    ("IBANs", How::Span(Detector::Iban)),
+    ("e-mail addresses", How::Span(Detector::Email)),
+    ("phone numbers", How::Span(Detector::Phone)),
+    ("the whole value (NULL)", How::Null),
+];
+
+/// A redaction preview as the screen shows it (from
+/// `Reply::RedactionPreview`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedactView {
+    pub token: Uuid,
+    pub field: String,
+    pub before_masked: String,
+    pub after: Option<String>,
+    pub matches: usize,
 }
 
 /// What the detail screen does besides showing the record.
 enum Mode {
     View,
-    /// Typing the reason (or ticket) for a reveal.
+    /// Typing the reason (or ticket) for a reveal or a redaction.
     Reason {
         purpose: Purpose,
         input: Input,
     },
+    /// Choosing how to redact `field`.
+    Choose {
+        field: String,
+        sel: usize,
+    },
+    /// The before / after of a redaction, waiting for `y` / `n`.
+    Preview(RedactView),
 }
 
 enum Purpose {
     Reveal { field: String },
+    Apply { token: Uuid },
 }
 
 /// A revealed value, shown until `until` (set at the first tick after it
@@ -618,6 +650,8 @@ impl RecordScreen {
             mode: Mode::View,
             revealing: None,
             shown: None,
+            previewing: None,
+            applying: None,
         };
         if let (Kind::Trips, Pk::Int(trip_id)) = (kind, id) {
             let rid = RequestId::next();
@@ -646,6 +680,8 @@ impl RecordScreen {
             mode: Mode::View,
             revealing: None,
             shown: None,
+            previewing: None,
+            applying: None,
         }
     }
 
@@ -678,6 +714,86 @@ impl RecordScreen {
         self.role.is_some_and(may_reveal)
     }
 
+    fn can_redact(&self) -> bool {
+        self.role == Some(Role::Compliance)
+    }
+
+    /// Shows a redaction preview (what `Reply::RedactionPreview` becomes).
+    pub fn show_preview(&mut self, view: RedactView) {
+        self.mode = Mode::Preview(view);
+    }
+
+    fn start_redact(&mut self) -> Vec<Command> {
+        let Some(field) = self.selected_field().map(str::to_string) else {
+            return vec![];
+        };
+        if self.previewing.is_some() || self.applying.is_some() {
+            return vec![];
+        }
+        self.mode = Mode::Choose { field, sel: 0 };
+        vec![]
+    }
+
+    fn on_choose_key(&mut self, key: Key) -> Vec<Command> {
+        let Mode::Choose { field, sel } = &mut self.mode else {
+            return vec![];
+        };
+        match resolve(Context::RecordRedactChoose, key) {
+            Some(KeyAction::Back) => {
+                self.mode = Mode::View;
+                vec![]
+            }
+            Some(KeyAction::Down) => {
+                *sel = (*sel + 1).min(REDACT_HOW.len() - 1);
+                vec![]
+            }
+            Some(KeyAction::Up) => {
+                *sel = sel.saturating_sub(1);
+                vec![]
+            }
+            Some(KeyAction::Open) => {
+                let how = REDACT_HOW.get(*sel).map_or(How::Null, |(_, h)| *h);
+                let field = field.clone();
+                self.mode = Mode::View;
+                let id = RequestId::next();
+                self.previewing = Some(id);
+                vec![Command::Run {
+                    id,
+                    action: Action::RedactPreview {
+                        tenant: self.tenant,
+                        kind: self.kind,
+                        id: self.id,
+                        field,
+                        how,
+                    },
+                }]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn on_preview_key(&mut self, key: Key) -> Vec<Command> {
+        let Mode::Preview(view) = &self.mode else {
+            return vec![];
+        };
+        match resolve(Context::RecordRedactPreview, key) {
+            Some(KeyAction::Cancel) => {
+                self.mode = Mode::View;
+                vec![Command::Notify(
+                    "redaction cancelled — nothing changed".into(),
+                )]
+            }
+            Some(KeyAction::Confirm) if view.matches > 0 => {
+                self.mode = Mode::Reason {
+                    purpose: Purpose::Apply { token: view.token },
+                    input: Input::default(),
+                };
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
     fn field_count(&self) -> usize {
         match &self.record {
             Load::Loaded(r) => r.fields.len(),
@@ -686,16 +802,23 @@ impl RecordScreen {
     }
 
     fn on_key(&mut self, key: Key) -> Vec<Command> {
-        if let Mode::Reason { .. } = self.mode {
-            return self.on_reason_key(key);
+        match self.mode {
+            Mode::Reason { .. } => return self.on_reason_key(key),
+            Mode::Choose { .. } => return self.on_choose_key(key),
+            Mode::Preview(_) => return self.on_preview_key(key),
+            Mode::View => {}
         }
-        let action = resolve(Context::Record, key).or_else(|| {
-            if self.can_reveal() {
-                resolve(Context::RecordReveal, key)
-            } else {
-                None
-            }
-        });
+        let action = resolve(Context::Record, key)
+            .or_else(|| {
+                self.can_reveal()
+                    .then(|| resolve(Context::RecordReveal, key))
+                    .flatten()
+            })
+            .or_else(|| {
+                self.can_redact()
+                    .then(|| resolve(Context::RecordRedact, key))
+                    .flatten()
+            });
         match action {
             Some(KeyAction::Back) => vec![Command::Pop],
             Some(KeyAction::Down) => {
@@ -709,6 +832,7 @@ impl RecordScreen {
                 vec![]
             }
             Some(KeyAction::Reveal) => self.start_reveal(),
+            Some(KeyAction::Redact) => self.start_redact(),
             _ => vec![],
         }
     }
@@ -781,6 +905,17 @@ impl RecordScreen {
                     },
                 }]
             }
+            Purpose::Apply { token } => {
+                let id = RequestId::next();
+                self.applying = Some(id);
+                vec![Command::Run {
+                    id,
+                    action: Action::RedactApply {
+                        preview: token,
+                        reason,
+                    },
+                }]
+            }
         }
     }
 
@@ -796,13 +931,89 @@ impl RecordScreen {
         }
     }
 
+    fn render_choose(&self, frame: &mut Frame, area: Rect, theme: &Theme, field: &str, sel: usize) {
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style(Meaning::BorderFocus))
+            .title(Span::styled(
+                format!(" redact {} — how? ", safe_owned(field)),
+                theme.style(Meaning::Title),
+            ));
+        let lines: Vec<Line> = REDACT_HOW
+            .iter()
+            .enumerate()
+            .map(|(i, (label, _))| {
+                if i == sel {
+                    Line::styled(format!("▶ {label}"), theme.style(Meaning::Selection))
+                } else {
+                    Line::styled(format!("  {label}"), theme.style(Meaning::Text))
+                }
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(lines).block(block), area);
+    }
+
+    fn render_preview(&self, frame: &mut Frame, area: Rect, theme: &Theme, v: &RedactView) {
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style(Meaning::BorderFocus))
+            .title(Span::styled(
+                format!(" redact {} — preview ", safe_owned(&v.field)),
+                theme.style(Meaning::Title),
+            ));
+        let muted = theme.style(Meaning::Muted);
+        let mut lines = vec![
+            Line::from(vec![
+                Span::styled("before ", muted),
+                Span::styled(safe_owned(&v.before_masked), theme.style(Meaning::Masked)),
+            ]),
+            Line::from(vec![
+                Span::styled("after  ", muted),
+                Span::styled(shown(v.after.as_deref()), theme.style(Meaning::Warning)),
+            ]),
+        ];
+        if v.matches == 0 {
+            lines.push(Line::styled(
+                "no matches — nothing to redact",
+                theme.style(Meaning::Muted),
+            ));
+            lines.push(Line::from(vec![
+                Span::styled("n/Esc", theme.style(Meaning::Key)),
+                Span::styled(" close", muted),
+            ]));
+        } else {
+            lines.push(Line::styled(
+                format!("{} match(es) — permanent", v.matches),
+                theme.style(Meaning::Danger),
+            ));
+            lines.push(Line::from(vec![
+                Span::styled("y", theme.style(Meaning::Key)),
+                Span::styled(" apply (reason, step-up)  ", muted),
+                Span::styled("n/Esc", theme.style(Meaning::Key)),
+                Span::styled(" cancel", muted),
+            ]));
+        }
+        frame.render_widget(
+            Paragraph::new(lines)
+                .block(block)
+                .wrap(Wrap { trim: false }),
+            area,
+        );
+    }
+
     /// The prompt under the fields (reason input), if any.
     fn render_prompt(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
-        let Mode::Reason { purpose, input } = &self.mode else {
-            return;
+        let (purpose, input) = match &self.mode {
+            Mode::View => return,
+            Mode::Choose { field, sel } => {
+                return self.render_choose(frame, area, theme, field, *sel);
+            }
+            Mode::Preview(v) => return self.render_preview(frame, area, theme, v),
+            Mode::Reason { purpose, input } => (purpose, input),
         };
         let title = match purpose {
             Purpose::Reveal { field } => format!(" reveal {} ", safe_owned(field)),
+            Purpose::Apply { .. } => " apply the redaction ".to_string(),
         };
         let block = Block::default()
             .borders(Borders::ALL)
@@ -863,6 +1074,46 @@ impl RecordScreen {
                     vec![]
                 }
                 Ok(_) => vec![Command::Error("reveal: unexpected reply".into())],
+                Err(f) => vec![Command::Error(f.message.clone())],
+            };
+        }
+        if Some(id) == self.previewing {
+            self.previewing = None;
+            return match result {
+                Ok(Reply::RedactionPreview { token, preview }) => {
+                    self.show_preview(RedactView {
+                        token: *token,
+                        field: preview.field.clone(),
+                        before_masked: preview.before_masked.clone(),
+                        after: preview.after.clone(),
+                        matches: preview.matches,
+                    });
+                    vec![]
+                }
+                Ok(_) => vec![Command::Error("redaction: unexpected reply".into())],
+                Err(f) => vec![Command::Error(f.message.clone())],
+            };
+        }
+        if Some(id) == self.applying {
+            self.applying = None;
+            return match result {
+                Ok(Reply::Redacted(a)) => {
+                    // Show the record as it is now.
+                    let show = RequestId::next();
+                    self.pending = Some(show);
+                    vec![
+                        Command::Notify(format!("redacted {} match(es)", a.matches)),
+                        Command::Run {
+                            id: show,
+                            action: Action::RecordShow {
+                                tenant: self.tenant,
+                                kind: self.kind,
+                                id: self.id,
+                            },
+                        },
+                    ]
+                }
+                Ok(_) => vec![Command::Error("redaction: unexpected reply".into())],
                 Err(f) => vec![Command::Error(f.message.clone())],
             };
         }
@@ -1077,6 +1328,8 @@ impl Screen for RecordScreen {
         let prompt_h = match self.mode {
             Mode::View => 0,
             Mode::Reason { .. } => 3,
+            Mode::Choose { .. } => 7,
+            Mode::Preview(_) => 6,
         };
         let [area, prompt] =
             Layout::vertical([Constraint::Min(0), Constraint::Length(prompt_h)]).areas(area);
@@ -1099,6 +1352,13 @@ impl Screen for RecordScreen {
         let mut k = vec![(Context::Record, keymap::RECORD)];
         if self.can_reveal() {
             k.push((Context::RecordReveal, keymap::RECORD_REVEAL));
+        }
+        if self.can_redact() {
+            k.push((Context::RecordRedact, keymap::RECORD_REDACT));
+            k.push((Context::RecordRedactChoose, keymap::RECORD_REDACT_CHOOSE));
+            k.push((Context::RecordRedactPreview, keymap::RECORD_REDACT_PREVIEW));
+        }
+        if self.can_reveal() || self.can_redact() {
             k.push((Context::RecordReason, keymap::RECORD_REASON));
         }
         k
@@ -1108,6 +1368,8 @@ impl Screen for RecordScreen {
         match self.mode {
             Mode::View => Context::Record,
             Mode::Reason { .. } => Context::RecordReason,
+            Mode::Choose { .. } => Context::RecordRedactChoose,
+            Mode::Preview(_) => Context::RecordRedactPreview,
         }
     }
 
