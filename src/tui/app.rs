@@ -3,7 +3,7 @@
 //! [`Effect`]s for the runner; it never touches the console itself, so it is
 //! driven in tests by handing it messages.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -13,12 +13,13 @@ use ratatui::widgets::Paragraph;
 use crate::core::action::{Action, ActionKind};
 use crate::core::console::{ConsoleInfo, allowed};
 use crate::tui::keymap::{Key, KeyAction, resolve};
-use crate::tui::screen::{Command, Done, Msg, RequestId, Screen};
+use crate::tui::screen::{Command, Done, Failure, Msg, RequestId, Screen, is_step_up};
 use crate::tui::screens::audit::AuditScreen;
 use crate::tui::screens::gate::{GateScreen, IDLED_OUT};
 use crate::tui::screens::help::HelpScreen;
 use crate::tui::screens::palette::PaletteScreen;
 use crate::tui::screens::search::SearchScreen;
+use crate::tui::screens::stepup::StepUpScreen;
 use crate::tui::theme::{Meaning, Theme, ThemeSet};
 use crate::tui::widgets::safe;
 
@@ -48,6 +49,11 @@ pub struct App {
     message: Option<(Level, String)>,
     /// The `OpenConsole` request, answered before the first search.
     opening: Option<RequestId>,
+    /// Actions in flight, so one that comes back asking for a step-up can
+    /// be named and sent again.
+    inflight: HashMap<RequestId, Action>,
+    /// A re-sent action's id → the id of the request the screen made.
+    aliases: HashMap<RequestId, RequestId>,
 }
 
 impl App {
@@ -65,6 +71,8 @@ impl App {
             root: Some(root),
             message: None,
             opening: None,
+            inflight: HashMap::new(),
+            aliases: HashMap::new(),
         }
     }
 
@@ -124,29 +132,65 @@ impl App {
                 self.opening = None;
                 self.on_opened(done, &mut effects);
             }
-            msg @ (Msg::Done(_) | Msg::Tick(_) | Msg::Progress { .. }) => {
-                // Every screen sees replies and ticks; each ignores what it
-                // did not ask for.
-                let mut cmds = Vec::new();
-                for s in &mut self.stack {
-                    cmds.extend(s.update(&msg));
+            Msg::Done(mut done) => {
+                if let Some(asked) = self.aliases.remove(&done.id) {
+                    done.id = asked;
                 }
-                // The session needs the key again (never passed, or idled
-                // out): the gate goes on top; once it passes, the operator
-                // continues where they were.
-                if let Msg::Done(Done { result: Err(f), .. }) = &msg
-                    && f.mfa_required
-                    && !self.gated()
+                let action = self.inflight.remove(&done.id);
+                // An action that needs a fresh touch: the step-up prompt
+                // goes on top; the screen that asked keeps waiting.
+                if let (Err(f), Some(action)) = (&done.result, action)
+                    && is_step_up(f)
+                    && !matches!(action, Action::StepUp { .. })
                 {
-                    let (gate, ask) = GateScreen::ask(Some(IDLED_OUT.to_string()));
-                    cmds.push(Command::Push(Box::new(gate)));
-                    cmds.push(ask);
+                    let demo = self.info.demo.then_some(self.info.role);
+                    let prompt = StepUpScreen::new(done.id, action, demo);
+                    self.apply(vec![Command::Push(Box::new(prompt))], &mut effects);
+                    return effects;
                 }
-                self.apply(cmds, &mut effects);
+                self.deliver(Msg::Done(done), &mut effects);
             }
+            msg @ (Msg::Tick(_) | Msg::Progress { .. }) => self.deliver(msg, &mut effects),
             Msg::SetQuery(q) => self.apply(vec![Command::SearchFor(q)], &mut effects),
         }
         effects
+    }
+
+    /// Puts a screen on top and runs the commands it starts with (e.g.
+    /// [`crate::tui::screens::records::RecordScreen::open`]'s requests).
+    pub fn push(&mut self, screen: Box<dyn Screen>, cmds: Vec<Command>) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let mut all = vec![Command::Push(screen)];
+        all.extend(cmds);
+        self.apply(all, &mut effects);
+        effects
+    }
+
+    /// True while a screen changes with time alone (a countdown).
+    pub fn animating(&self) -> bool {
+        self.stack.iter().any(|s| s.animating())
+    }
+
+    fn deliver(&mut self, msg: Msg, effects: &mut Vec<Effect>) {
+        // Every screen sees replies and ticks; each ignores what it did not
+        // ask for.
+        let mut cmds = Vec::new();
+        for s in &mut self.stack {
+            cmds.extend(s.update(&msg));
+        }
+        // The session needs the key again (never passed, or idled out): the
+        // gate goes on top; once it passes, the operator continues where
+        // they were.
+        if let Msg::Done(Done { result: Err(f), .. }) = &msg
+            && f.mfa_required
+            && !is_step_up(f)
+            && !self.gated()
+        {
+            let (gate, ask) = GateScreen::ask(Some(IDLED_OUT.to_string()));
+            cmds.push(Command::Push(Box::new(gate)));
+            cmds.push(ask);
+        }
+        self.apply(cmds, effects);
     }
 
     fn on_opened(&mut self, done: Done, effects: &mut Vec<Effect>) {
@@ -181,18 +225,46 @@ impl App {
         let mut queue: VecDeque<Command> = cmds.into();
         while let Some(cmd) = queue.pop_front() {
             match cmd {
-                Command::Push(s) => self.stack.push(s),
+                Command::Push(mut s) => {
+                    s.set_info(&self.info);
+                    self.stack.push(s);
+                }
                 Command::Pop => {
                     if self.stack.len() > 1 {
                         self.stack.pop();
                     }
                 }
                 Command::Quit => effects.push(Effect::Quit),
-                Command::Run { id, action } => effects.push(Effect::Run { id, action }),
+                Command::Run { id, action } => {
+                    self.inflight.insert(id, action.clone());
+                    effects.push(Effect::Run { id, action });
+                }
+                Command::Resend { asked, action } => {
+                    let id = RequestId::next();
+                    self.aliases.insert(id, asked);
+                    self.inflight.insert(asked, action.clone());
+                    effects.push(Effect::Run { id, action });
+                }
+                Command::CancelStepUp(asked) => {
+                    let cancelled = Msg::Done(Done {
+                        id: asked,
+                        result: Err(Failure {
+                            message: "step-up cancelled — nothing was done".into(),
+                            unreachable: false,
+                            mfa_required: false,
+                        }),
+                    });
+                    for s in &mut self.stack {
+                        queue.extend(s.update(&cancelled));
+                    }
+                }
                 Command::SearchFor(_) | Command::Palette | Command::OpenAudit if self.gated() => {}
                 Command::Authenticated(info) => {
                     self.info = info;
                     self.stack.retain(|s| s.name() != "gate");
+                    for s in &mut self.stack {
+                        s.set_info(&self.info);
+                    }
                     if let Some(root) = self.root.take() {
                         self.stack.insert(0, Box::new(root));
                         queue.push_back(Command::SearchFor(String::new()));
@@ -217,7 +289,12 @@ impl App {
                 Command::Help => {
                     if self.stack.last().is_some_and(|s| s.name() == "help") {
                         self.stack.pop();
-                    } else if let Some(top) = self.stack.iter().rev().find(|s| !s.is_overlay()) {
+                    } else if let Some(top) = self
+                        .stack
+                        .iter()
+                        .rev()
+                        .find(|s| !matches!(s.name(), "help" | "palette"))
+                    {
                         let help = HelpScreen::new(top.keymap());
                         self.stack.push(Box::new(help));
                     }

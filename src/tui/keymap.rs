@@ -125,6 +125,15 @@ pub enum KeyAction {
     Sort,
     /// Records: ascending / descending.
     Order,
+    /// Record detail: `v` reveals the selected personal field (support,
+    /// compliance), for a reason.
+    Reveal,
+    /// Record detail: `x` redacts the selected field (compliance).
+    Redact,
+    /// Redaction preview: `y` applies it (asks for a reason).
+    Confirm,
+    /// Redaction preview: `n` cancels.
+    Cancel,
 }
 
 /// A row of a keymap table.
@@ -179,6 +188,22 @@ pub enum Context {
     RecordsFilter,
     /// One record in full (a trip with its route).
     Record,
+    /// Record detail: the reveal key (roles that may reveal).
+    RecordReveal,
+    /// Record detail: the redaction key (compliance).
+    RecordRedact,
+    /// Typing the reason (or ticket) for a reveal or a redaction.
+    RecordReason,
+    /// Choosing how to redact a field.
+    RecordRedactChoose,
+    /// The before / after of a redaction.
+    RecordRedactPreview,
+    /// A step-up prompt in the demo (software key).
+    StepUpDemo,
+    /// A step-up prompt, typing the OTP.
+    StepUpOtp,
+    /// A step-up prompt, typing the PIV PIN.
+    StepUpPin,
 }
 
 impl Context {
@@ -194,6 +219,9 @@ impl Context {
                 | Context::GateOtp
                 | Context::GatePin
                 | Context::RecordsFilter
+                | Context::RecordReason
+                | Context::StepUpOtp
+                | Context::StepUpPin
         )
     }
 
@@ -214,6 +242,14 @@ impl Context {
             Context::Records => "Records",
             Context::RecordsFilter => "Records filter (typing)",
             Context::Record => "Record",
+            Context::RecordReveal => "Record (reveal)",
+            Context::RecordRedact => "Record (redaction)",
+            Context::RecordReason => "Reason or ticket (typing)",
+            Context::RecordRedactChoose => "Redaction: how",
+            Context::RecordRedactPreview => "Redaction: before / after",
+            Context::StepUpDemo => "Step-up (demo software key)",
+            Context::StepUpOtp => "Step-up (typing the OTP)",
+            Context::StepUpPin => "Step-up (typing the PIV PIN)",
         }
     }
 }
@@ -617,17 +653,134 @@ pub const RECORD: &[Binding] = &[
     Binding {
         keys: &[Key::char('k'), UP],
         action: KeyAction::Up,
-        desc: "scroll up",
+        desc: "select the previous field",
     },
     Binding {
         keys: &[Key::char('j'), DOWN],
         action: KeyAction::Down,
-        desc: "scroll down",
+        desc: "select the next field",
     },
     Binding {
         keys: &[ESC],
         action: KeyAction::Back,
         desc: "back to the list",
+    },
+];
+
+/// Shown (and acted on) only for roles that may reveal.
+pub const RECORD_REVEAL: &[Binding] = &[Binding {
+    keys: &[Key::char('v')],
+    action: KeyAction::Reveal,
+    desc: "reveal the selected personal field for a while (reason, step-up)",
+}];
+
+/// Shown (and acted on) only for compliance.
+pub const RECORD_REDACT: &[Binding] = &[Binding {
+    keys: &[Key::char('x')],
+    action: KeyAction::Redact,
+    desc: "redact the selected field permanently (preview first)",
+}];
+
+pub const RECORD_REASON: &[Binding] = &[
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "send with this reason or ticket",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "cancel",
+    },
+];
+
+pub const RECORD_REDACT_CHOOSE: &[Binding] = &[
+    Binding {
+        keys: &[Key::char('k'), UP],
+        action: KeyAction::Up,
+        desc: "previous way to redact",
+    },
+    Binding {
+        keys: &[Key::char('j'), DOWN],
+        action: KeyAction::Down,
+        desc: "next way to redact",
+    },
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "preview: card / iban / email / phone spans, or the whole value nulled",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "cancel",
+    },
+];
+
+pub const RECORD_REDACT_PREVIEW: &[Binding] = &[
+    Binding {
+        keys: &[Key::char('y')],
+        action: KeyAction::Confirm,
+        desc: "apply the redaction (asks for a reason, then step-up)",
+    },
+    Binding {
+        keys: &[Key::char('n'), ESC],
+        action: KeyAction::Cancel,
+        desc: "cancel, nothing changes",
+    },
+];
+
+pub const STEP_UP_DEMO: &[Binding] = &[
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "touch the demo software key for this action",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "cancel the action",
+    },
+];
+
+pub const STEP_UP_OTP: &[Binding] = &[
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "send the OTP (a YubiKey types it and presses Enter)",
+    },
+    Binding {
+        keys: &[Key::ctrl('a')],
+        action: KeyAction::Agent,
+        desc: "sign this action with the security key in the ssh-agent",
+    },
+    Binding {
+        keys: &[Key::ctrl('p')],
+        action: KeyAction::Piv,
+        desc: "sign this action with the PIV key of the YubiKey (type its PIN)",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "cancel the action",
+    },
+];
+
+pub const STEP_UP_PIN: &[Binding] = &[
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "send the PIN to the PIV key (slot 9a)",
+    },
+    Binding {
+        keys: &[Key::ctrl('p')],
+        action: KeyAction::Piv,
+        desc: "back to the OTP field",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "cancel the action",
     },
 ];
 
@@ -649,6 +802,14 @@ pub fn bindings(ctx: Context) -> &'static [Binding] {
         Context::Records => RECORDS,
         Context::RecordsFilter => RECORDS_FILTER,
         Context::Record => RECORD,
+        Context::RecordReveal => RECORD_REVEAL,
+        Context::RecordRedact => RECORD_REDACT,
+        Context::RecordReason => RECORD_REASON,
+        Context::RecordRedactChoose => RECORD_REDACT_CHOOSE,
+        Context::RecordRedactPreview => RECORD_REDACT_PREVIEW,
+        Context::StepUpDemo => STEP_UP_DEMO,
+        Context::StepUpOtp => STEP_UP_OTP,
+        Context::StepUpPin => STEP_UP_PIN,
     }
 }
 
@@ -767,6 +928,14 @@ mod tests {
             Context::Records,
             Context::RecordsFilter,
             Context::Record,
+            Context::RecordReveal,
+            Context::RecordRedact,
+            Context::RecordReason,
+            Context::RecordRedactChoose,
+            Context::RecordRedactPreview,
+            Context::StepUpDemo,
+            Context::StepUpOtp,
+            Context::StepUpPin,
         ] {
             let mut seen = std::collections::HashSet::new();
             for b in tables(ctx).into_iter().flat_map(|t| t.iter()) {

@@ -178,8 +178,11 @@ pub async fn run(console: Console, options: TuiOptions) -> anyhow::Result<()> {
         };
         // A tick changes the screen only when it starts something (the
         // debounced search); skip drawing otherwise.
+        // A countdown (a revealed value) redraws on ticks, including the
+        // tick that hides it.
         let was_tick = matches!(msg, Msg::Tick(_));
+        let animating = app.animating();
         effects = app.update(msg);
-        redraw = !was_tick || !effects.is_empty();
+        redraw = !was_tick || !effects.is_empty() || animating || app.animating();
     }
 }

@@ -109,6 +109,16 @@ pub enum Command {
     /// The MFA gate passed: the status bar shows this operator and role,
     /// and the gate makes way for the screens.
     Authenticated(crate::core::console::ConsoleInfo),
+    /// The step-up for request `asked` passed: send `action` again under a
+    /// new id; its reply reaches the screens under `asked`, so the screen
+    /// that asked takes it.
+    Resend {
+        asked: RequestId,
+        action: Action,
+    },
+    /// The step-up for request `asked` was cancelled: the screen that asked
+    /// gets a failure for it.
+    CancelStepUp(RequestId),
     Error(String),
     Notify(String),
 }
@@ -126,6 +136,8 @@ impl std::fmt::Debug for Command {
             Command::Palette => f.write_str("Palette"),
             Command::OpenAudit => f.write_str("OpenAudit"),
             Command::Authenticated(i) => write!(f, "Authenticated({}, {})", i.operator, i.role),
+            Command::Resend { asked, action } => write!(f, "Resend({asked:?}, {action:?})"),
+            Command::CancelStepUp(id) => write!(f, "CancelStepUp({id:?})"),
             Command::Error(m) => write!(f, "Error({m:?})"),
             Command::Notify(m) => write!(f, "Notify({m:?})"),
         }
@@ -151,6 +163,19 @@ pub trait Screen {
     fn is_overlay(&self) -> bool {
         false
     }
+    /// Who is signed in (operator, role, demo): handed to a screen when it
+    /// is pushed and again when the gate passes.
+    fn set_info(&mut self, _info: &crate::core::console::ConsoleInfo) {}
+    /// True while the screen changes with time alone (a countdown): the
+    /// runner redraws on ticks then.
+    fn animating(&self) -> bool {
+        false
+    }
+}
+
+/// True for a failure that asks for a step-up of one action (not the gate).
+pub fn is_step_up(f: &Failure) -> bool {
+    f.mfa_required && f.message.contains("step-up")
 }
 
 /// The state of something being fetched.

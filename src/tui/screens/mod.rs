@@ -6,4 +6,5 @@ pub mod help;
 pub mod palette;
 pub mod records;
 pub mod search;
+pub mod stepup;
 pub mod tenant;

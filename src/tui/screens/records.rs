@@ -5,6 +5,9 @@
 //! Every load is latest-request-wins: a reply to an older request is
 //! dropped. Values arrive masked by the core; they are sanitised here.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use chrono::NaiveDate;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -17,7 +20,12 @@ use tui_input::Input;
 use uuid::Uuid;
 
 use crate::core::action::{Action, Reply};
-use crate::core::records::{At, Dir, Filter, Kind, MaskedRecord, Page, Pk, Query, Route, SortBy};
+use crate::core::console::ConsoleInfo;
+use crate::core::detect::Detector;
+use crate::core::records::{
+    At, Dir, Filter, How, Kind, MaskedRecord, Page, Pk, Query, Revealed, Route, SortBy,
+};
+use crate::core::session::Role;
 use crate::tui::keymap::{self, Context, Key, KeyAction, resolve};
 use crate::tui::screen::{Command, Failure, KeymapSection, Load, Msg, RequestId, Screen};
 use crate::tui::screens::search::input_key;
@@ -539,8 +547,11 @@ impl Screen for RecordsScreen {
 
 // ---------------------------------------------------------------- detail
 
-/// One record in full; a trip also loads and draws its route.
+/// One record in full; a trip also loads and draws its route. `j`/`k`
+/// select a field; `v` reveals a personal field for a reason (support,
+/// compliance: for other roles the key is neither shown nor acted on).
 pub struct RecordScreen {
+    tenant: Uuid,
     kind: Kind,
     id: Pk,
     pending: Option<RequestId>,
@@ -548,7 +559,73 @@ pub struct RecordScreen {
     route_pending: Option<RequestId>,
     /// `None` for kinds without a route.
     route: Option<Load<Route>>,
-    scroll: u16,
+    /// The selected field.
+    selected: usize,
+    /// Who is signed in (handed in by the compositor).
+    role: Option<Role>,
+    mode: Mode,
+    /// The `Reveal` request in flight.
+    revealing: Option<RequestId>,
+    shown: Option<Shown>,
+    /// The `RedactPreview` / `RedactApply` request in flight.
+    previewing: Option<RequestId>,
+    applying: Option<RequestId>,
+}
+
+/// The ways to redact a field, in the chooser's order.
+pub const REDACT_HOW: [(&str, How); 5] = [
+    ("card numbers", How::Span(Detector::Card)),
+    ("IBANs", How::Span(Detector::Iban)),
+    ("e-mail addresses", How::Span(Detector::Email)),
+    ("phone numbers", How::Span(Detector::Phone)),
+    ("the whole value (NULL)", How::Null),
+];
+
+/// A redaction preview as the screen shows it (from
+/// `Reply::RedactionPreview`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedactView {
+    pub token: Uuid,
+    pub field: String,
+    pub before_masked: String,
+    pub after: Option<String>,
+    pub matches: usize,
+}
+
+/// What the detail screen does besides showing the record.
+enum Mode {
+    View,
+    /// Typing the reason (or ticket) for a reveal or a redaction.
+    Reason {
+        purpose: Purpose,
+        input: Input,
+    },
+    /// Choosing how to redact `field`.
+    Choose {
+        field: String,
+        sel: usize,
+    },
+    /// The before / after of a redaction, waiting for `y` / `n`.
+    Preview(RedactView),
+}
+
+enum Purpose {
+    Reveal { field: String },
+    Apply { token: Uuid },
+}
+
+/// A revealed value, shown until `until` (set at the first tick after it
+/// arrived, so time comes only from ticks).
+struct Shown {
+    revealed: Arc<Revealed>,
+    show_for: Duration,
+    until: Option<Instant>,
+    left: Duration,
+}
+
+/// Roles that may reveal a personal field.
+pub fn may_reveal(role: Role) -> bool {
+    matches!(role, Role::Support | Role::Compliance)
 }
 
 impl RecordScreen {
@@ -561,13 +638,20 @@ impl RecordScreen {
             action: Action::RecordShow { tenant, kind, id },
         }];
         let mut screen = RecordScreen {
+            tenant,
             kind,
             id,
             pending: Some(show),
             record: Load::Loading,
             route_pending: None,
             route: None,
-            scroll: 0,
+            selected: 0,
+            role: None,
+            mode: Mode::View,
+            revealing: None,
+            shown: None,
+            previewing: None,
+            applying: None,
         };
         if let (Kind::Trips, Pk::Int(trip_id)) = (kind, id) {
             let rid = RequestId::next();
@@ -584,13 +668,370 @@ impl RecordScreen {
     /// A detail screen with the record (and route) at hand (tests, previews).
     pub fn loaded(record: MaskedRecord, route: Option<Route>) -> RecordScreen {
         RecordScreen {
+            tenant: Uuid::nil(),
             kind: record.kind,
             id: record.id,
             pending: None,
             route_pending: None,
             route: route.map(Load::Loaded),
             record: Load::Loaded(Box::new(record)),
-            scroll: 0,
+            selected: 0,
+            role: None,
+            mode: Mode::View,
+            revealing: None,
+            shown: None,
+            previewing: None,
+            applying: None,
+        }
+    }
+
+    /// The same screen for a tenant (tests, previews).
+    pub fn with_tenant(mut self, tenant: Uuid) -> RecordScreen {
+        self.tenant = tenant;
+        self
+    }
+
+    /// The same screen for a role (the compositor hands it in on push).
+    pub fn with_role(mut self, role: Role) -> RecordScreen {
+        self.role = Some(role);
+        self
+    }
+
+    /// The selected field's name.
+    pub fn selected_field(&self) -> Option<&str> {
+        match &self.record {
+            Load::Loaded(r) => r.fields.get(self.selected).map(|f| f.name.as_str()),
+            _ => None,
+        }
+    }
+
+    /// True while a revealed value is on screen.
+    pub fn showing_revealed(&self) -> bool {
+        self.shown.is_some()
+    }
+
+    fn can_reveal(&self) -> bool {
+        self.role.is_some_and(may_reveal)
+    }
+
+    fn can_redact(&self) -> bool {
+        self.role == Some(Role::Compliance)
+    }
+
+    /// Shows a redaction preview (what `Reply::RedactionPreview` becomes).
+    pub fn show_preview(&mut self, view: RedactView) {
+        self.mode = Mode::Preview(view);
+    }
+
+    fn start_redact(&mut self) -> Vec<Command> {
+        let Some(field) = self.selected_field().map(str::to_string) else {
+            return vec![];
+        };
+        if self.previewing.is_some() || self.applying.is_some() {
+            return vec![];
+        }
+        self.mode = Mode::Choose { field, sel: 0 };
+        vec![]
+    }
+
+    fn on_choose_key(&mut self, key: Key) -> Vec<Command> {
+        let Mode::Choose { field, sel } = &mut self.mode else {
+            return vec![];
+        };
+        match resolve(Context::RecordRedactChoose, key) {
+            Some(KeyAction::Back) => {
+                self.mode = Mode::View;
+                vec![]
+            }
+            Some(KeyAction::Down) => {
+                *sel = (*sel + 1).min(REDACT_HOW.len() - 1);
+                vec![]
+            }
+            Some(KeyAction::Up) => {
+                *sel = sel.saturating_sub(1);
+                vec![]
+            }
+            Some(KeyAction::Open) => {
+                let how = REDACT_HOW.get(*sel).map_or(How::Null, |(_, h)| *h);
+                let field = field.clone();
+                self.mode = Mode::View;
+                let id = RequestId::next();
+                self.previewing = Some(id);
+                vec![Command::Run {
+                    id,
+                    action: Action::RedactPreview {
+                        tenant: self.tenant,
+                        kind: self.kind,
+                        id: self.id,
+                        field,
+                        how,
+                    },
+                }]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn on_preview_key(&mut self, key: Key) -> Vec<Command> {
+        let Mode::Preview(view) = &self.mode else {
+            return vec![];
+        };
+        match resolve(Context::RecordRedactPreview, key) {
+            Some(KeyAction::Cancel) => {
+                self.mode = Mode::View;
+                vec![Command::Notify(
+                    "redaction cancelled — nothing changed".into(),
+                )]
+            }
+            Some(KeyAction::Confirm) if view.matches > 0 => {
+                self.mode = Mode::Reason {
+                    purpose: Purpose::Apply { token: view.token },
+                    input: Input::default(),
+                };
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn field_count(&self) -> usize {
+        match &self.record {
+            Load::Loaded(r) => r.fields.len(),
+            _ => 0,
+        }
+    }
+
+    fn on_key(&mut self, key: Key) -> Vec<Command> {
+        match self.mode {
+            Mode::Reason { .. } => return self.on_reason_key(key),
+            Mode::Choose { .. } => return self.on_choose_key(key),
+            Mode::Preview(_) => return self.on_preview_key(key),
+            Mode::View => {}
+        }
+        let action = resolve(Context::Record, key)
+            .or_else(|| {
+                self.can_reveal()
+                    .then(|| resolve(Context::RecordReveal, key))
+                    .flatten()
+            })
+            .or_else(|| {
+                self.can_redact()
+                    .then(|| resolve(Context::RecordRedact, key))
+                    .flatten()
+            });
+        match action {
+            Some(KeyAction::Back) => vec![Command::Pop],
+            Some(KeyAction::Down) => {
+                if self.selected + 1 < self.field_count() {
+                    self.selected += 1;
+                }
+                vec![]
+            }
+            Some(KeyAction::Up) => {
+                self.selected = self.selected.saturating_sub(1);
+                vec![]
+            }
+            Some(KeyAction::Reveal) => self.start_reveal(),
+            Some(KeyAction::Redact) => self.start_redact(),
+            _ => vec![],
+        }
+    }
+
+    fn start_reveal(&mut self) -> Vec<Command> {
+        let Load::Loaded(r) = &self.record else {
+            return vec![];
+        };
+        let Some(f) = r.fields.get(self.selected) else {
+            return vec![];
+        };
+        if !f.personal {
+            return vec![Command::Notify(format!(
+                "{} is not personal: it is shown as stored",
+                safe_owned(&f.name)
+            ))];
+        }
+        if self.revealing.is_some() {
+            return vec![];
+        }
+        self.mode = Mode::Reason {
+            purpose: Purpose::Reveal {
+                field: f.name.clone(),
+            },
+            input: Input::default(),
+        };
+        vec![]
+    }
+
+    fn on_reason_key(&mut self, key: Key) -> Vec<Command> {
+        let Mode::Reason { input, .. } = &mut self.mode else {
+            return vec![];
+        };
+        match resolve(Context::RecordReason, key) {
+            Some(KeyAction::Back) => {
+                self.mode = Mode::View;
+                vec![]
+            }
+            Some(KeyAction::Open) => {
+                let reason = input.value().trim().to_string();
+                if reason.is_empty() {
+                    return vec![Command::Error("a reason or ticket is needed".into())];
+                }
+                let Mode::Reason { purpose, .. } = std::mem::replace(&mut self.mode, Mode::View)
+                else {
+                    return vec![];
+                };
+                self.send(purpose, reason)
+            }
+            _ => {
+                input_key(input, key);
+                vec![]
+            }
+        }
+    }
+
+    fn send(&mut self, purpose: Purpose, reason: String) -> Vec<Command> {
+        match purpose {
+            Purpose::Reveal { field } => {
+                let id = RequestId::next();
+                self.revealing = Some(id);
+                vec![Command::Run {
+                    id,
+                    action: Action::Reveal {
+                        tenant: self.tenant,
+                        kind: self.kind,
+                        id: self.id,
+                        field,
+                        reason,
+                    },
+                }]
+            }
+            Purpose::Apply { token } => {
+                let id = RequestId::next();
+                self.applying = Some(id);
+                vec![Command::Run {
+                    id,
+                    action: Action::RedactApply {
+                        preview: token,
+                        reason,
+                    },
+                }]
+            }
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        let Some(s) = &mut self.shown else {
+            return;
+        };
+        let until = *s.until.get_or_insert(now + s.show_for);
+        if now >= until {
+            self.shown = None;
+        } else {
+            s.left = until - now;
+        }
+    }
+
+    fn render_choose(&self, frame: &mut Frame, area: Rect, theme: &Theme, field: &str, sel: usize) {
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style(Meaning::BorderFocus))
+            .title(Span::styled(
+                format!(" redact {} — how? ", safe_owned(field)),
+                theme.style(Meaning::Title),
+            ));
+        let lines: Vec<Line> = REDACT_HOW
+            .iter()
+            .enumerate()
+            .map(|(i, (label, _))| {
+                if i == sel {
+                    Line::styled(format!("▶ {label}"), theme.style(Meaning::Selection))
+                } else {
+                    Line::styled(format!("  {label}"), theme.style(Meaning::Text))
+                }
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(lines).block(block), area);
+    }
+
+    fn render_preview(&self, frame: &mut Frame, area: Rect, theme: &Theme, v: &RedactView) {
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style(Meaning::BorderFocus))
+            .title(Span::styled(
+                format!(" redact {} — preview ", safe_owned(&v.field)),
+                theme.style(Meaning::Title),
+            ));
+        let muted = theme.style(Meaning::Muted);
+        let mut lines = vec![
+            Line::from(vec![
+                Span::styled("before ", muted),
+                Span::styled(safe_owned(&v.before_masked), theme.style(Meaning::Masked)),
+            ]),
+            Line::from(vec![
+                Span::styled("after  ", muted),
+                Span::styled(shown(v.after.as_deref()), theme.style(Meaning::Warning)),
+            ]),
+        ];
+        if v.matches == 0 {
+            lines.push(Line::styled(
+                "no matches — nothing to redact",
+                theme.style(Meaning::Muted),
+            ));
+            lines.push(Line::from(vec![
+                Span::styled("n/Esc", theme.style(Meaning::Key)),
+                Span::styled(" close", muted),
+            ]));
+        } else {
+            lines.push(Line::styled(
+                format!("{} match(es) — permanent", v.matches),
+                theme.style(Meaning::Danger),
+            ));
+            lines.push(Line::from(vec![
+                Span::styled("y", theme.style(Meaning::Key)),
+                Span::styled(" apply (reason, step-up)  ", muted),
+                Span::styled("n/Esc", theme.style(Meaning::Key)),
+                Span::styled(" cancel", muted),
+            ]));
+        }
+        frame.render_widget(
+            Paragraph::new(lines)
+                .block(block)
+                .wrap(Wrap { trim: false }),
+            area,
+        );
+    }
+
+    /// The prompt under the fields (reason input), if any.
+    fn render_prompt(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let (purpose, input) = match &self.mode {
+            Mode::View => return,
+            Mode::Choose { field, sel } => {
+                return self.render_choose(frame, area, theme, field, *sel);
+            }
+            Mode::Preview(v) => return self.render_preview(frame, area, theme, v),
+            Mode::Reason { purpose, input } => (purpose, input),
+        };
+        let title = match purpose {
+            Purpose::Reveal { field } => format!(" reveal {} ", safe_owned(field)),
+            Purpose::Apply { .. } => " apply the redaction ".to_string(),
+        };
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style(Meaning::BorderFocus))
+            .title(Span::styled(title, theme.style(Meaning::Title)));
+        let inner = block.inner(area);
+        let prompt = "reason or ticket › ";
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(prompt, theme.style(Meaning::Prompt)),
+                Span::styled(safe_owned(input.value()), theme.style(Meaning::Input)),
+            ]))
+            .block(block),
+            area,
+        );
+        if inner.width > 0 && inner.height > 0 {
+            let x = inner.x + Span::raw(prompt).width() as u16 + input.visual_cursor() as u16;
+            frame.set_cursor_position((x.min(inner.right().saturating_sub(1)), inner.y));
         }
     }
 
@@ -620,6 +1061,62 @@ impl RecordScreen {
                 }
             };
         }
+        if Some(id) == self.revealing {
+            self.revealing = None;
+            return match result {
+                Ok(Reply::Revealed { revealed, show_for }) => {
+                    self.shown = Some(Shown {
+                        revealed: revealed.clone(),
+                        show_for: *show_for,
+                        until: None,
+                        left: *show_for,
+                    });
+                    vec![]
+                }
+                Ok(_) => vec![Command::Error("reveal: unexpected reply".into())],
+                Err(f) => vec![Command::Error(f.message.clone())],
+            };
+        }
+        if Some(id) == self.previewing {
+            self.previewing = None;
+            return match result {
+                Ok(Reply::RedactionPreview { token, preview }) => {
+                    self.show_preview(RedactView {
+                        token: *token,
+                        field: preview.field.clone(),
+                        before_masked: preview.before_masked.clone(),
+                        after: preview.after.clone(),
+                        matches: preview.matches,
+                    });
+                    vec![]
+                }
+                Ok(_) => vec![Command::Error("redaction: unexpected reply".into())],
+                Err(f) => vec![Command::Error(f.message.clone())],
+            };
+        }
+        if Some(id) == self.applying {
+            self.applying = None;
+            return match result {
+                Ok(Reply::Redacted(a)) => {
+                    // Show the record as it is now.
+                    let show = RequestId::next();
+                    self.pending = Some(show);
+                    vec![
+                        Command::Notify(format!("redacted {} match(es)", a.matches)),
+                        Command::Run {
+                            id: show,
+                            action: Action::RecordShow {
+                                tenant: self.tenant,
+                                kind: self.kind,
+                                id: self.id,
+                            },
+                        },
+                    ]
+                }
+                Ok(_) => vec![Command::Error("redaction: unexpected reply".into())],
+                Err(f) => vec![Command::Error(f.message.clone())],
+            };
+        }
         if Some(id) == self.route_pending {
             self.route_pending = None;
             self.route = Some(match result {
@@ -639,6 +1136,9 @@ impl RecordScreen {
                 format!(" {} {} ", self.kind.label(), self.id),
                 theme.style(Meaning::Title),
             ));
+        // Keep the selected field in view.
+        let rows = area.height.saturating_sub(2).max(1) as usize;
+        let scroll = u16::try_from(self.selected.saturating_sub(rows - 1)).unwrap_or(u16::MAX);
         let lines: Vec<Line> = match &self.record {
             Load::Loading => vec![Line::styled("loading…", theme.style(Meaning::Warning))],
             Load::Failed(m) => vec![Line::styled(safe_owned(m), theme.style(Meaning::Danger))],
@@ -652,12 +1152,19 @@ impl RecordScreen {
                     .min(24);
                 r.fields
                     .iter()
-                    .map(|f| {
+                    .enumerate()
+                    .map(|(i, f)| {
                         let value_style = match (&f.value, f.personal) {
                             (None, _) => theme.style(Meaning::Muted),
                             (Some(_), true) => theme.style(Meaning::Masked),
                             (Some(_), false) => theme.style(Meaning::Text),
                         };
+                        let name_style = if i == self.selected {
+                            theme.style(Meaning::Selection)
+                        } else {
+                            theme.style(Meaning::Muted)
+                        };
+                        let revealed = self.shown.as_ref().filter(|s| s.revealed.field == f.name);
                         let mut spans = vec![
                             Span::styled(
                                 {
@@ -665,11 +1172,24 @@ impl RecordScreen {
                                     let pad = w.saturating_sub(Span::raw(name.as_str()).width());
                                     format!("{}{name} ", " ".repeat(pad))
                                 },
-                                theme.style(Meaning::Muted),
+                                name_style,
                             ),
                             Span::styled(if f.personal { "● " } else { "  " }, value_style),
-                            Span::styled(shown(f.value.as_deref()), value_style),
                         ];
+                        if let Some(s) = revealed {
+                            // The unmasked value, sanitised, highlighted,
+                            // with how long it stays.
+                            spans.push(Span::styled(
+                                shown(s.revealed.value.expose().as_deref()),
+                                theme.style(Meaning::Warning),
+                            ));
+                            spans.push(Span::styled(
+                                format!("  revealed, hides in {}s", s.left.as_secs().max(1)),
+                                theme.style(Meaning::Danger),
+                            ));
+                            return Line::from(spans);
+                        }
+                        spans.push(Span::styled(shown(f.value.as_deref()), value_style));
                         if f.personal {
                             spans.push(Span::styled(
                                 format!("  ({}, {})", safe_owned(f.category), safe_owned(f.mask)),
@@ -685,7 +1205,7 @@ impl RecordScreen {
             Paragraph::new(lines)
                 .block(block)
                 .wrap(Wrap { trim: false })
-                .scroll((self.scroll, 0)),
+                .scroll((scroll, 0)),
             area,
         );
     }
@@ -794,24 +1314,26 @@ impl Screen for RecordScreen {
 
     fn update(&mut self, msg: &Msg) -> Vec<Command> {
         match msg {
-            Msg::Key(k) => match resolve(Context::Record, *k) {
-                Some(KeyAction::Back) => vec![Command::Pop],
-                Some(KeyAction::Down) => {
-                    self.scroll = self.scroll.saturating_add(1);
-                    vec![]
-                }
-                Some(KeyAction::Up) => {
-                    self.scroll = self.scroll.saturating_sub(1);
-                    vec![]
-                }
-                _ => vec![],
-            },
+            Msg::Key(k) => self.on_key(*k),
             Msg::Done(d) => self.on_done(d.id, &d.result),
+            Msg::Tick(now) => {
+                self.on_tick(*now);
+                vec![]
+            }
             _ => vec![],
         }
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let prompt_h = match self.mode {
+            Mode::View => 0,
+            Mode::Reason { .. } => 3,
+            Mode::Choose { .. } => 7,
+            Mode::Preview(_) => 6,
+        };
+        let [area, prompt] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(prompt_h)]).areas(area);
+        self.render_prompt(frame, prompt, theme);
         match &self.route {
             None => self.render_fields(frame, area, theme),
             Some(route) => {
@@ -827,10 +1349,35 @@ impl Screen for RecordScreen {
     }
 
     fn keymap(&self) -> Vec<KeymapSection> {
-        vec![(Context::Record, keymap::RECORD)]
+        let mut k = vec![(Context::Record, keymap::RECORD)];
+        if self.can_reveal() {
+            k.push((Context::RecordReveal, keymap::RECORD_REVEAL));
+        }
+        if self.can_redact() {
+            k.push((Context::RecordRedact, keymap::RECORD_REDACT));
+            k.push((Context::RecordRedactChoose, keymap::RECORD_REDACT_CHOOSE));
+            k.push((Context::RecordRedactPreview, keymap::RECORD_REDACT_PREVIEW));
+        }
+        if self.can_reveal() || self.can_redact() {
+            k.push((Context::RecordReason, keymap::RECORD_REASON));
+        }
+        k
     }
 
     fn context(&self) -> Context {
-        Context::Record
+        match self.mode {
+            Mode::View => Context::Record,
+            Mode::Reason { .. } => Context::RecordReason,
+            Mode::Choose { .. } => Context::RecordRedactChoose,
+            Mode::Preview(_) => Context::RecordRedactPreview,
+        }
+    }
+
+    fn set_info(&mut self, info: &ConsoleInfo) {
+        self.role = Some(info.role);
+    }
+
+    fn animating(&self) -> bool {
+        self.shown.is_some()
     }
 }
