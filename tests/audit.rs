@@ -915,7 +915,62 @@ async fn a_session_over_seeded_data_leaves_no_personal_value_in_the_log() {
 }
 
 /// Replaces runs of 16 or more hex digits and dashes (hashes, UUIDs) with a space.
+/// Drops what can hold short digit runs by chance: hex runs (hashes, UUIDs)
+/// and the database's timestamps (`2026-11-24 01:07:52.354159+00`, or the
+/// mirror's `2026-11-24T01:07:52.354159Z`), so digit needles are looked for
+/// only where a personal value could be.
 fn strip_hex_runs(s: &str) -> String {
+    strip_runs(&strip_times(&strip_fingerprints(s)))
+}
+
+/// Key fingerprints (`sha256:<base64>`, random per demo key) go too.
+fn strip_fingerprints(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("sha256:") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + "sha256:".len()..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
+            .unwrap_or(tail.len());
+        out.push(' ');
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn strip_times(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let is_date = |i: usize| {
+        i + 19 <= chars.len()
+            && chars[i..i + 4].iter().all(char::is_ascii_digit)
+            && chars[i + 4] == '-'
+            && chars[i + 7] == '-'
+            && (chars[i + 10] == ' ' || chars[i + 10] == 't')
+            && chars[i + 13] == ':'
+            && chars[i + 16] == ':'
+    };
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if is_date(i) {
+            i += 19;
+            while i < chars.len()
+                && (chars[i].is_ascii_digit() || matches!(chars[i], '.' | '+' | 'z' | ':'))
+            {
+                i += 1;
+            }
+            out.push(' ');
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn strip_runs(s: &str) -> String {
     let mut out = String::new();
     let mut run = String::new();
     for ch in s.chars().chain(std::iter::once(' ')) {

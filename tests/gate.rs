@@ -226,6 +226,14 @@ fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
             field: "notes".into(),
             how: records::How::Null,
         },
+        ActionKind::RedactSweepPreview => Action::RedactSweepPreview {
+            tenant: Uuid::new_v4(),
+            detector: charon::core::detect::Detector::Card,
+        },
+        ActionKind::RedactSweepApply => Action::RedactSweepApply {
+            preview: Uuid::new_v4(),
+            reason: "T-1".into(),
+        },
         ActionKind::RedactApply => Action::RedactApply {
             preview: Uuid::new_v4(),
             reason: "T-1".into(),
@@ -1104,4 +1112,165 @@ async fn five_failures_at_the_gate_lock_the_operator_and_the_log_says_so() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("locked"), "{e}");
+}
+
+#[tokio::test]
+async fn a_detector_sweep_counts_first_then_redacts_every_match_of_the_tenant() {
+    let s = setup("sweep").await;
+    let (tenant, _) = receipt_with_card(&s).await;
+    // A second card in another receipt of the same tenant, and a 16-digit
+    // order number that fails the Luhn check (never redacted).
+    sqlx::query("INSERT INTO receipts (id, business_id, uploaded_by, s3_key, merchant, amount_cents, receipt_date, ocr_text, notes, created_at)
+                 SELECT 78, business_id, uploaded_by, 'receipts/y.jpg', 'Tesco', 990, '2025-01-03', 'VISA 5500 0000 0000 0004', 'order 1234 5678 9012 3456', now() FROM receipts WHERE id = 77")
+        .execute(&s.pluto.pool)
+        .await
+        .unwrap();
+    let c = s.demo(Role::Compliance).await;
+    let Reply::SweepPreview { token, preview } = c
+        .dispatch(Action::RedactSweepPreview {
+            tenant,
+            detector: charon::core::detect::Detector::Card,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("no sweep preview")
+    };
+    assert_eq!(preview.matches, 2, "{preview:?}");
+    let apply = Action::RedactSweepApply {
+        preview: token,
+        reason: "cards in free text, DPO-9".into(),
+    };
+    c.dispatch(Action::StepUp {
+        input: GateInput::DemoRole(Role::Compliance),
+        action: Box::new(apply.clone()),
+    })
+    .await
+    .unwrap();
+    let Reply::Redacted(done) = c.dispatch(apply).await.unwrap() else {
+        panic!("not applied")
+    };
+    assert_eq!(done.matches, preview.matches);
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT ocr_text, notes FROM receipts ORDER BY id")
+            .fetch_all(&s.pluto.pool)
+            .await
+            .unwrap();
+    let all = format!("{rows:?}");
+    assert!(
+        !all.contains("4111 1111") && !all.contains("5500 0000"),
+        "{all}"
+    );
+    assert!(
+        all.contains("1234 5678 9012 3456"),
+        "a non-Luhn number stays: {all}"
+    );
+    let entry = s.last_entry().await;
+    assert!(entry.entry.action.starts_with("redaction.sweep_apply"));
+    assert!(!format!("{:?}", entry.entry).contains("4111"));
+}
+
+#[tokio::test]
+async fn support_may_redact_only_where_the_configuration_says_so() {
+    let mut s = setup("policy").await;
+    let (tenant, id) = receipt_with_card(&s).await;
+    let preview = Action::RedactPreview {
+        tenant,
+        kind: records::Kind::Receipts,
+        id: records::Pk::Int(id),
+        field: "notes".into(),
+        how: records::How::Span(charon::core::detect::Detector::Card),
+    };
+    let c = s.demo(Role::Support).await;
+    assert!(matches!(
+        c.dispatch(preview.clone()).await,
+        Err(Error::Forbidden(_))
+    ));
+    s.config.records.support_may_redact = true;
+    let c = s.demo(Role::Support).await;
+    assert!(matches!(
+        c.dispatch(preview).await.unwrap(),
+        Reply::RedactionPreview { .. }
+    ));
+}
+
+/// Hostile record values never reach a script's terminal raw, in text or JSON.
+#[tokio::test]
+async fn cli_output_of_hostile_records_is_inert() {
+    let s = setup("hostile").await;
+    let (tenant, id) = receipt_with_card(&s).await;
+    let hostile = "x\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m\u{202e}evil\u{200b}\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}P1$qm\u{1b}\\";
+    sqlx::query("UPDATE receipts SET merchant = $1 WHERE id = $2")
+        .bind(hostile)
+        .bind(id)
+        .execute(&s.pluto.pool)
+        .await
+        .unwrap();
+    let login = operators::os_account().unwrap();
+    operators::add(&s.console_db.pool, "x", &login, "Sam", Role::Support)
+        .await
+        .unwrap();
+    let master = [3u8; 32];
+    let aes = AesKey::new([0x55; 16]);
+    let public_id = "cccccbhkevbd";
+    keys::enroll_otp(
+        &s.console_db.pool,
+        &MasterKey::new(master),
+        &login,
+        "key",
+        public_id,
+        &aes,
+        &PrivateId::new([9; 6]),
+    )
+    .await
+    .unwrap();
+    let bin = Binary::new(&s, master);
+    let otp = |n: u8| {
+        otp::generate_otp(
+            public_id,
+            &aes,
+            &OtpToken {
+                private_id: PrivateId::new([9; 6]),
+                usage_counter: 1,
+                timestamp: u32::from(n),
+                session_use: n,
+                random: 3,
+            },
+        )
+        .unwrap()
+    };
+    let t = tenant.to_string();
+    let i = id.to_string();
+    let show = [
+        "records", "show", "--tenant", &t, "--type", "receipts", "--id", &i,
+    ];
+    let list = ["records", "list", "--tenant", &t, "--type", "receipts"];
+    for (n, (args, json)) in [
+        (&show[..], false),
+        (&show[..], true),
+        (&list[..], false),
+        (&list[..], true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut args: Vec<&str> = args.to_vec();
+        if json {
+            args.push("--json");
+        }
+        let (code, out, err) = bin.run(&args, &format!("{}\n", otp(n as u8 + 1)));
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert!(
+            out.contains("evil"),
+            "{args:?}: the value is shown, escaped: {out}"
+        );
+        let raw: Vec<char> = out
+            .chars()
+            .filter(|c| charon::core::sanitize::is_unsafe(*c) && !matches!(c, '\n'))
+            .collect();
+        assert!(
+            raw.is_empty(),
+            "{args:?}: raw control characters {raw:?} in output"
+        );
+    }
 }

@@ -41,6 +41,25 @@ pub enum RecordsCommand {
     /// Permanently redact one field (compliance): shows the before/after,
     /// asks for confirmation (or --yes), then applies it with a step-up.
     Redact(RedactArgs),
+    /// Redact every match of a detector across one tenant's free-text
+    /// columns: shows the count per column first, then applies all of them
+    /// in one transaction (compliance; confirmation or --yes; step-up).
+    RedactAll(RedactAllArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RedactAllArgs {
+    #[arg(long)]
+    pub tenant: Uuid,
+    /// card, iban, email or phone.
+    #[arg(long, value_parser = parse_detector)]
+    pub detector: crate::core::detect::Detector,
+    /// The reason or ticket reference (recorded in the audit log).
+    #[arg(long)]
+    pub reason: String,
+    /// Apply without asking (for scripts).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +234,7 @@ pub async fn run(console: &Console, cmd: &RecordsCommand, factor: Factor) -> any
             Ok(0)
         }
         RecordsCommand::Redact(args) => redact(console, args, factor).await,
+        RecordsCommand::RedactAll(args) => redact_all(console, args, factor).await,
         RecordsCommand::List(args) => {
             let reply = console
                 .dispatch(Action::RecordsList {
@@ -254,8 +274,69 @@ pub async fn run(console: &Console, cmd: &RecordsCommand, factor: Factor) -> any
     }
 }
 
-async fn redact(console: &Console, args: &RedactArgs, factor: Factor) -> anyhow::Result<i32> {
+/// Asks before a permanent change: `--yes`, or `y` typed on a terminal.
+fn confirmed(yes: bool, question: &str) -> anyhow::Result<bool> {
     use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("not applied: confirm on a terminal, or pass --yes");
+    }
+    eprint!("charon: {question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+async fn redact_all(
+    console: &Console,
+    args: &RedactAllArgs,
+    factor: Factor,
+) -> anyhow::Result<i32> {
+    let Reply::SweepPreview { token, preview } = console
+        .dispatch(Action::RedactSweepPreview {
+            tenant: args.tenant,
+            detector: args.detector,
+        })
+        .await?
+    else {
+        anyhow::bail!("unexpected reply to a sweep preview");
+    };
+    for c in &preview.columns {
+        output::line(&format!(
+            "{}.{}: {} row(s), {} match(es)",
+            c.table, c.column, c.rows, c.matches
+        ));
+    }
+    output::line(&format!(
+        "total: {} field(s), {} match(es)",
+        preview.fields, preview.matches
+    ));
+    if preview.matches == 0 {
+        eprintln!("charon: nothing to redact");
+        return Ok(1);
+    }
+    if !confirmed(args.yes, "apply these permanent redactions?")? {
+        eprintln!("charon: not applied");
+        return Ok(1);
+    }
+    let apply = Action::RedactSweepApply {
+        preview: token,
+        reason: args.reason.clone(),
+    };
+    let Reply::Redacted(done) = dispatch_stepped(console, apply, factor).await? else {
+        anyhow::bail!("unexpected reply to a redaction");
+    };
+    output::line(&format!(
+        "redacted: {} field(s), {} match(es), batch {}",
+        done.fields, done.matches, done.batch_id
+    ));
+    Ok(0)
+}
+
+async fn redact(console: &Console, args: &RedactArgs, factor: Factor) -> anyhow::Result<i32> {
     let f = &args.field;
     let how = match (args.detector, args.null) {
         (Some(d), false) => records::How::Span(d),
@@ -284,18 +365,9 @@ async fn redact(console: &Console, args: &RedactArgs, factor: Factor) -> anyhow:
         eprintln!("charon: nothing to redact");
         return Ok(1);
     }
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            anyhow::bail!("not applied: confirm on a terminal, or pass --yes");
-        }
-        eprint!("charon: apply this permanent redaction? [y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("charon: not applied");
-            return Ok(1);
-        }
+    if !confirmed(args.yes, "apply this permanent redaction?")? {
+        eprintln!("charon: not applied");
+        return Ok(1);
     }
     let apply = Action::RedactApply {
         preview: token,

@@ -140,6 +140,18 @@ pub enum Action {
         preview: Uuid,
         reason: String,
     },
+    /// Count what a detector finds across one tenant's free-text columns
+    /// (nothing changes); kept in the session for `RedactSweepApply`.
+    RedactSweepPreview {
+        tenant: Uuid,
+        detector: crate::core::detect::Detector,
+    },
+    /// Redact every match the sweep preview counted, in one transaction
+    /// (step-up); refused if anything changed since.
+    RedactSweepApply {
+        preview: Uuid,
+        reason: String,
+    },
     /// A trip's route at the masked precision, for the map.
     TripRoute {
         tenant: Uuid,
@@ -213,6 +225,8 @@ pub enum ActionKind {
     Reveal,
     RedactPreview,
     RedactApply,
+    RedactSweepPreview,
+    RedactSweepApply,
     SearchTenants,
     OpenTenant,
     AuditList,
@@ -225,7 +239,9 @@ pub enum ActionKind {
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 28] = [
+    pub const ALL: [ActionKind; 30] = [
+        ActionKind::RedactSweepPreview,
+        ActionKind::RedactSweepApply,
         ActionKind::Reveal,
         ActionKind::RedactPreview,
         ActionKind::RedactApply,
@@ -279,6 +295,8 @@ impl ActionKind {
             ActionKind::Reveal => "records.reveal",
             ActionKind::RedactPreview => "redaction.preview",
             ActionKind::RedactApply => "redaction.apply",
+            ActionKind::RedactSweepPreview => "redaction.sweep_preview",
+            ActionKind::RedactSweepApply => "redaction.sweep_apply",
             ActionKind::SearchTenants => "tenant.search",
             ActionKind::OpenTenant => "tenant.open",
             ActionKind::AuditList => "audit.list",
@@ -318,6 +336,8 @@ impl Action {
             Action::Reveal { .. } => ActionKind::Reveal,
             Action::RedactPreview { .. } => ActionKind::RedactPreview,
             Action::RedactApply { .. } => ActionKind::RedactApply,
+            Action::RedactSweepPreview { .. } => ActionKind::RedactSweepPreview,
+            Action::RedactSweepApply { .. } => ActionKind::RedactSweepApply,
             Action::SearchTenants { .. } => ActionKind::SearchTenants,
             Action::OpenTenant { .. } => ActionKind::OpenTenant,
             Action::AuditList { .. } => ActionKind::AuditList,
@@ -336,8 +356,9 @@ impl Action {
             | Action::RecordShow { tenant, .. }
             | Action::TripRoute { tenant, .. }
             | Action::Reveal { tenant, .. }
-            | Action::RedactPreview { tenant, .. } => Some(*tenant),
-            Action::RedactApply { .. } => None,
+            | Action::RedactPreview { tenant, .. }
+            | Action::RedactSweepPreview { tenant, .. } => Some(*tenant),
+            Action::RedactApply { .. } | Action::RedactSweepApply { .. } => None,
             Action::SearchTenants { .. }
             | Action::OpenConsole
             | Action::GateStatus
@@ -387,6 +408,10 @@ pub enum Reply {
         preview: Box<records::Preview>,
     },
     Redacted(records::AppliedRedaction),
+    SweepPreview {
+        token: Uuid,
+        preview: Box<records::BulkPreview>,
+    },
     /// `key verify`: the factor matched this operator's key.
     KeyVerified {
         login: String,

@@ -95,6 +95,21 @@ struct RawConfig {
     mfa: RawMfa,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    records: RawRecords,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecords {
+    support_may_redact: Option<bool>,
+}
+
+/// The `[records]` section, resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordsConfig {
+    /// Support engineers may redact too (by default only compliance may).
+    pub support_may_redact: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -238,6 +253,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub mfa: MfaConfig,
     pub audit: AuditConfig,
+    pub records: RecordsConfig,
 }
 
 impl Config {
@@ -260,6 +276,7 @@ impl Config {
                 key: AuditKeySource::Ephemeral,
                 mirror_jsonl: None,
             },
+            records: RecordsConfig::default(),
         }
     }
 
@@ -366,6 +383,9 @@ impl Config {
             timeouts,
             mfa,
             audit,
+            records: RecordsConfig {
+                support_may_redact: raw.records.support_may_redact.unwrap_or(false),
+            },
         })
     }
 

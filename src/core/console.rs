@@ -95,6 +95,9 @@ pub struct Console {
     datamap: Arc<tokio::sync::OnceCell<(DataMap, Catalog)>>,
     /// Redaction previews of this session, applied by token.
     previews: Arc<Mutex<std::collections::HashMap<Uuid, records::Preview>>>,
+    sweeps: Arc<Mutex<std::collections::HashMap<Uuid, records::BulkPreview>>>,
+    /// `[records] support_may_redact`.
+    support_may_redact: bool,
     /// Demo only: one in-memory software key per demo operator role.
     demo_keys: Arc<Vec<(Role, SoftwareKey)>>,
 }
@@ -118,6 +121,7 @@ pub fn needs_step_up(kind: ActionKind) -> bool {
         kind,
         ActionKind::Reveal
             | ActionKind::RedactApply
+            | ActionKind::RedactSweepApply
             | ActionKind::OperatorList
             | ActionKind::OperatorAdd
             | ActionKind::OperatorSetRole
@@ -167,7 +171,12 @@ pub fn allowed(role: Role, kind: ActionKind) -> bool {
         // One unmasked field, for a ticket.
         ActionKind::Reveal => matches!(role, Role::Support | Role::Compliance),
         // Permanent redaction: compliance officers.
-        ActionKind::RedactPreview | ActionKind::RedactApply => role == Role::Compliance,
+        // (Support too where `[records] support_may_redact` says so: see
+        // `Console::authorise`.)
+        ActionKind::RedactPreview
+        | ActionKind::RedactApply
+        | ActionKind::RedactSweepPreview
+        | ActionKind::RedactSweepApply => role == Role::Compliance,
         // Tenant records, masked: the roles that look at customer data.
         ActionKind::RecordsList | ActionKind::RecordShow | ActionKind::TripRoute => {
             matches!(role, Role::Support | Role::Compliance | Role::Auditor)
@@ -256,6 +265,8 @@ impl Console {
             demo_keys: Arc::new(demo_keys),
             datamap: Arc::new(tokio::sync::OnceCell::new()),
             previews: Arc::new(Mutex::new(std::collections::HashMap::new())),
+            sweeps: Arc::new(Mutex::new(std::collections::HashMap::new())),
+            support_may_redact: config.records.support_may_redact,
         })
     }
 
@@ -415,7 +426,15 @@ impl Console {
             st.session.role = role;
             st.info.role = role;
         }
-        if !allowed(role, kind) {
+        let redaction = matches!(
+            kind,
+            ActionKind::RedactPreview
+                | ActionKind::RedactApply
+                | ActionKind::RedactSweepPreview
+                | ActionKind::RedactSweepApply
+        );
+        let by_policy = redaction && role == Role::Support && self.support_may_redact;
+        if !allowed(role, kind) && !by_policy {
             return (
                 role,
                 Some(Error::Forbidden(format!(
@@ -705,6 +724,28 @@ impl Console {
                 e.target_columns = vec![field.clone()];
                 e.details = serde_json::json!({ "how": how });
             }
+            Action::RedactSweepPreview { detector, .. } => {
+                e.details = serde_json::json!({ "detector": detector.name() });
+            }
+            Action::RedactSweepApply { preview, reason } => {
+                e.reason = Some(reason.clone());
+                e.details = serde_json::json!({ "preview": preview.to_string() });
+                let sweeps = self.sweeps.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(p) = sweeps.get(preview) {
+                    e.tenant_id = Some(p.tenant);
+                    e.target_columns = p
+                        .columns
+                        .iter()
+                        .map(|c| format!("{}.{}", c.table, c.column))
+                        .collect();
+                    e.details = serde_json::json!({
+                        "preview": preview.to_string(),
+                        "detector": p.detector.name(),
+                        "fields": p.fields,
+                        "matches": p.matches,
+                    });
+                }
+            }
             Action::RedactApply { preview, reason } => {
                 e.reason = Some(reason.clone());
                 e.details = serde_json::json!({ "preview": preview.to_string() });
@@ -904,6 +945,54 @@ impl Console {
                 )
                 .await?;
                 Ok(Reply::Redacted(applied))
+            }
+            Action::RedactSweepPreview { tenant, detector } => {
+                let (map, catalog) = self.datamap().await?;
+                let preview = records::preview_detector_redaction(
+                    &self.pluto_read,
+                    map,
+                    catalog,
+                    tenant,
+                    detector,
+                )
+                .await?;
+                let token = Uuid::new_v4();
+                self.sweeps
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(token, preview.clone());
+                Ok(Reply::SweepPreview {
+                    token,
+                    preview: Box::new(preview),
+                })
+            }
+            Action::RedactSweepApply { preview, reason } => {
+                let Some(p) = self
+                    .sweeps
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&preview)
+                else {
+                    return Err(Error::NotFound(
+                        "no such sweep preview in this session (preview again)".into(),
+                    ));
+                };
+                let (map, catalog) = self.datamap().await?;
+                let key = self.audit.key.mac(b"charon-redaction-hash-key-v1");
+                let operator = self.session().operator;
+                Ok(Reply::Redacted(
+                    records::apply_detector_redaction(
+                        &self.pluto_write,
+                        &self.console,
+                        map,
+                        catalog,
+                        &key,
+                        &operator,
+                        &reason,
+                        &p,
+                    )
+                    .await?,
+                ))
             }
             Action::TripRoute { tenant, trip_id } => {
                 let (map, catalog) = self.datamap().await?;

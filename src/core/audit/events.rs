@@ -37,6 +37,8 @@ pub fn base_code(kind: ActionKind) -> &'static str {
         ActionKind::Reveal => "CH2006",
         ActionKind::RedactPreview => "CH3001",
         ActionKind::RedactApply => "CH3002",
+        ActionKind::RedactSweepPreview => "CH3003",
+        ActionKind::RedactSweepApply => "CH3004",
         ActionKind::AuditList => "CH5001",
         ActionKind::AuditShow => "CH5002",
         ActionKind::AuditVerify => "CH5003",
