@@ -243,6 +243,7 @@ async fn truncated_archive_fails_the_restore_and_leaves_nothing() {
     let r = check(&v, "restore");
     assert!(!r.passed && !r.skipped, "{}", r.reason);
     assert!(r.reason.starts_with("pg_restore failed"), "{}", r.reason);
+    assert!(r.reason.contains("end of file"), "{}", r.reason);
     assert!(check(&v, "schema").skipped);
     assert!(v.scratch_db.is_some());
     assert_clean(&live, &v).await;
@@ -356,4 +357,38 @@ async fn refuses_a_scratch_target_equal_to_the_live_database() {
     let v = run(&source, &backup, &live, &opts).await;
     let t = check(&v, "scratch target");
     assert!(!t.passed && t.reason.contains("refused"), "{}", t.reason);
+}
+
+#[tokio::test]
+async fn cancelled_mid_test_drops_the_scratch_database() {
+    let live = seeded("rs_cancel").await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&live, dir.path(), "pluto.dump");
+    let source = DirSource::new("local", dir.path());
+    let backup = only_backup(&source).await;
+    let name = format!(
+        "{}cancel_{}",
+        restore::SCRATCH_PREFIX,
+        uuid::Uuid::new_v4().simple()
+    );
+    let opts = RestoreOptions {
+        scratch_name: Some(name.clone()),
+        ..opts()
+    };
+    let run = run(&source, &backup, &live, &opts);
+    let appeared = async {
+        while !exists(&live, &name).await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    // Like Ctrl-C: the test's future is dropped once its scratch database
+    // exists (during the restore or the checks).
+    tokio::select! {
+        v = run => panic!("finished before it could be cancelled: {}", v.to_markdown()),
+        () = appeared => {}
+    }
+    assert!(
+        !exists(&live, &name).await,
+        "{name} left behind after cancel"
+    );
 }
