@@ -392,3 +392,41 @@ async fn cancelled_mid_test_drops_the_scratch_database() {
         "{name} left behind after cancel"
     );
 }
+
+#[tokio::test]
+async fn dir_source_lists_by_the_time_in_the_archive() {
+    let live = seeded("rs_list").await;
+    let dir = tempfile::tempdir().unwrap();
+    // The file names sort the other way round from the dump times.
+    dump(&live, dir.path(), "b-first.dump");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    dump(&live, dir.path(), "a-second.dump");
+    std::fs::write(dir.path().join("garbage.dump"), b"not an archive").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
+
+    let source = DirSource::new("local", dir.path());
+    let list = source.list().await.unwrap();
+    let ids: Vec<&str> = list.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(ids, ["garbage.dump", "b-first.dump", "a-second.dump"]);
+    assert!(list[1].taken_at < list[2].taken_at);
+    let garbage = &list[0];
+    assert_eq!(garbage.taken_at, None);
+    assert!(garbage.header_error.is_some());
+    assert_eq!(garbage.sha256_expected, None);
+    assert_eq!(source.latest().await.unwrap().unwrap().id, "a-second.dump");
+    assert_eq!(source.get("b-first.dump").await.unwrap().id, "b-first.dump");
+    assert!(source.get("nope.dump").await.is_err());
+
+    // An unreadable header fails the age check with the reason.
+    write_sha256(&garbage.path);
+    let garbage = source.get("garbage.dump").await.unwrap();
+    let v = run(&source, &garbage, &live, &opts()).await;
+    let a = check(&v, "age");
+    assert!(
+        !a.passed && a.reason.starts_with("archive header unreadable"),
+        "{}",
+        a.reason
+    );
+    assert!(!check(&v, "restore").passed);
+    assert_clean(&live, &v).await;
+}
