@@ -50,7 +50,8 @@ pub struct RestoreOptions {
     pub scratch_name: Option<String>,
     /// The data map to validate against the restore; `None`: the bundled one.
     pub datamap: Option<DataMap>,
-    /// Where pg_restore / pg_amcheck are looked for first.
+    /// Where pg_restore / pg_amcheck are looked for first (else the
+    /// source's `pg_bin_dir`, else `PATH`, else `/usr/lib/postgresql/*/bin`).
     pub pg_bin_dir: Option<PathBuf>,
 }
 
@@ -188,8 +189,8 @@ fn valid_scratch_name(name: &str) -> bool {
 /// to the live database's is refused. The scratch database is always
 /// dropped, also on failure and when the returned future is dropped.
 ///
-/// Errors are returned only for the progress of the test itself; every
-/// failure of the backup is a failed check in the verdict.
+/// Nothing is returned as an error: every failure (of the backup, of the
+/// restore server, of the live database) is a failed check in the verdict.
 pub async fn run_restore_test(
     source: &DirSource,
     backup: &Backup,
@@ -200,6 +201,13 @@ pub async fn run_restore_test(
 ) -> Verdict {
     let started = Instant::now();
     let started_at = Utc::now();
+    let opts = &RestoreOptions {
+        pg_bin_dir: opts
+            .pg_bin_dir
+            .clone()
+            .or_else(|| source.pg_bin_dir.clone()),
+        ..opts.clone()
+    };
     let step = |step: &'static str, bytes: u64| {
         progress(RestoreProgress {
             step,
