@@ -15,6 +15,7 @@ pub mod mask;
 pub mod mfa;
 pub mod operators;
 pub mod records;
+pub mod restore;
 pub mod sanitize;
 pub mod secrets;
 pub mod session;

@@ -1,0 +1,773 @@
+//! Restore tests: prove that a backup restores and is whole.
+//!
+//! [`run_restore_test`] takes one backup of a [`DirSource`], checks its
+//! checksum and age, restores it into a fresh scratch database
+//! (`charon_restore_<random>`) on the restore server, compares the restore
+//! with the live database (schema, row counts), checks every foreign key,
+//! the data map and (where installed) `pg_amcheck`, and always drops the
+//! scratch database. The [`Verdict`] lists every check with a reason and
+//! renders as JSON and Markdown; [`record`] writes it to the history.
+//! See docs/restore.md for what is not built yet.
+
+pub mod compare;
+pub mod history;
+pub mod report;
+pub mod source;
+pub mod tools;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection};
+
+pub use history::{HistoryRow, history, record};
+pub use source::{Backup, DirSource};
+
+use crate::core::Error;
+use crate::core::config::with_database;
+use crate::core::datamap::{DataMap, validate_against_catalog};
+
+/// Prefix of every scratch database; the cleanup drops nothing else.
+pub const SCRATCH_PREFIX: &str = "charon_restore_";
+
+/// Limits and knobs of one restore test.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Recovery point objective: the backup may be at most this old.
+    pub rpo: Duration,
+    /// Recovery time objective: the restore may take at most this long.
+    pub rto: Duration,
+    /// `pg_restore -j`.
+    pub jobs: u32,
+    /// Allowed relative difference of a table's row count between the live
+    /// database and the restore (the live one has moved on since the backup).
+    pub row_tolerance: f64,
+    /// The scratch database's name; `None` (the normal case) makes a fresh
+    /// `charon_restore_<random>` each run.
+    pub scratch_name: Option<String>,
+    /// The data map to validate against the restore; `None`: the bundled one.
+    pub datamap: Option<DataMap>,
+    /// Where pg_restore / pg_amcheck are looked for first (else the
+    /// source's `pg_bin_dir`, else `PATH`, else `/usr/lib/postgresql/*/bin`).
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            rpo: Duration::from_secs(15 * 60),
+            rto: Duration::from_secs(4 * 3600),
+            jobs: 2,
+            row_tolerance: 0.05,
+            scratch_name: None,
+            datamap: None,
+            pg_bin_dir: None,
+        }
+    }
+}
+
+/// One check of a restore test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    /// Not run (an earlier step failed, or the tool is not installed).
+    /// A skipped check after a failure has `passed: false`.
+    pub skipped: bool,
+    pub reason: String,
+}
+
+impl Check {
+    fn pass(name: &str, reason: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            passed: true,
+            skipped: false,
+            reason: reason.into(),
+        }
+    }
+    fn fail(name: &str, reason: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            passed: false,
+            skipped: false,
+            reason: reason.into(),
+        }
+    }
+    fn not_run(name: &str, why: &str) -> Check {
+        Check {
+            name: name.into(),
+            passed: false,
+            skipped: true,
+            reason: format!("not run: {why}"),
+        }
+    }
+}
+
+/// The names of the checks, in order.
+pub const CHECKS: [&str; 11] = [
+    "checksum",
+    "age",
+    "scratch target",
+    "restore",
+    "rto",
+    "schema",
+    "row counts",
+    "foreign keys",
+    "data map",
+    "amcheck",
+    "cleanup",
+];
+
+/// The outcome of one restore test.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub source: String,
+    pub backup: Backup,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// True only when every check passed (or was skipped because its tool
+    /// is not installed).
+    pub passed: bool,
+    /// Age of the backup when the test started, in seconds.
+    pub backup_age_secs: Option<i64>,
+    pub restore_ms: Option<u64>,
+    pub total_ms: u64,
+    /// The scratch database, if one was created.
+    pub scratch_db: Option<String>,
+    pub checks: Vec<Check>,
+}
+
+impl Verdict {
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// The first failed check's name and reason.
+    pub fn first_failure(&self) -> Option<&Check> {
+        self.checks.iter().find(|c| !c.passed)
+    }
+}
+
+/// Where a restore test is, for a live progress line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreProgress {
+    /// One of [`CHECKS`].
+    pub step: &'static str,
+    pub elapsed: Duration,
+    /// Bytes read so far (checksum step).
+    pub bytes: u64,
+}
+
+fn secs(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+fn valid_scratch_name(name: &str) -> bool {
+    name.starts_with(SCRATCH_PREFIX)
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Runs one restore test of `backup` from `source`. `live` is the live
+/// Pluto database (only read); `restore_server_url` names a database on the
+/// server where the scratch database is created (it is used to CREATE and
+/// DROP the scratch database only). Never restores into an existing
+/// database: the scratch database is created fresh, and a scratch name equal
+/// to the live database's is refused. The scratch database is always
+/// dropped, also on failure and when the returned future is dropped.
+///
+/// Nothing is returned as an error: every failure (of the backup, of the
+/// restore server, of the live database) is a failed check in the verdict.
+pub async fn run_restore_test(
+    source: &DirSource,
+    backup: &Backup,
+    live: &sqlx::PgPool,
+    restore_server_url: &str,
+    opts: &RestoreOptions,
+    progress: &(dyn Fn(RestoreProgress) + Sync),
+) -> Verdict {
+    let started = Instant::now();
+    let started_at = Utc::now();
+    let opts = &RestoreOptions {
+        pg_bin_dir: opts
+            .pg_bin_dir
+            .clone()
+            .or_else(|| source.pg_bin_dir.clone()),
+        ..opts.clone()
+    };
+    let step = |step: &'static str, bytes: u64| {
+        progress(RestoreProgress {
+            step,
+            elapsed: started.elapsed(),
+            bytes,
+        })
+    };
+    let mut checks = Vec::new();
+
+    // 1. Integrity.
+    step("checksum", 0);
+    let checksum = match &backup.sha256_expected {
+        None => Check::fail(
+            "checksum",
+            format!(
+                "no valid SHA-256 in {}.sha256 beside the archive",
+                backup.id
+            ),
+        ),
+        Some(expected) => match source::sha256_file(&backup.path, &|b| step("checksum", b)).await {
+            Ok(actual) if actual == *expected => {
+                Check::pass("checksum", format!("sha256 {actual}"))
+            }
+            Ok(actual) => Check::fail(
+                "checksum",
+                format!(
+                    "sha256 mismatch: the archive hashes to {actual}, the .sha256 file says {expected}"
+                ),
+            ),
+            Err(e) => Check::fail("checksum", format!("cannot read the archive: {e}")),
+        },
+    };
+    let checksum_ok = checksum.passed;
+    checks.push(checksum);
+
+    step("age", 0);
+    let age = backup.taken_at.map(|t| started_at - t);
+    checks.push(match (age, &backup.header_error) {
+        (Some(a), _) if a < chrono::TimeDelta::zero() => Check::fail(
+            "age",
+            format!(
+                "the archive says it was created in the future ({} s ahead)",
+                -a.num_seconds()
+            ),
+        ),
+        (Some(a), _) => {
+            let a = a.to_std().unwrap_or_default();
+            if a <= opts.rpo {
+                Check::pass("age", format!("{} old, RPO {}", secs(a), secs(opts.rpo)))
+            } else {
+                Check::fail(
+                    "age",
+                    format!("{} old: older than the RPO of {}", secs(a), secs(opts.rpo)),
+                )
+            }
+        }
+        (None, why) => Check::fail(
+            "age",
+            format!(
+                "archive header unreadable: {}",
+                why.as_deref().unwrap_or("no creation time")
+            ),
+        ),
+    });
+
+    // Ends the test early: the remaining checks are listed as not run (no
+    // scratch database exists yet, so there is nothing to clean up).
+    let finish = |mut checks: Vec<Check>, from: usize, why: &str| {
+        for name in CHECKS.iter().skip(from).filter(|n| **n != "cleanup") {
+            checks.push(Check::not_run(name, why));
+        }
+        verdict(source, backup, started_at, started, age, None, None, checks)
+    };
+
+    if !checksum_ok {
+        return finish(
+            checks,
+            2,
+            "the checksum failed; a corrupt archive is not restored",
+        );
+    }
+
+    // 2. The scratch target.
+    step("scratch target", 0);
+    let name = opts.scratch_name.clone().unwrap_or_else(|| {
+        format!(
+            "{SCRATCH_PREFIX}{}",
+            uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .get(..16)
+                .unwrap_or("x")
+        )
+    });
+    let live_name: Result<String, sqlx::Error> = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(live)
+        .await;
+    let target = match live_name {
+        Err(e) => Check::fail(
+            "scratch target",
+            format!("the live database is unreachable: {e}"),
+        ),
+        Ok(live_name) if live_name == name => Check::fail(
+            "scratch target",
+            format!("refused: the scratch database `{name}` is the live database"),
+        ),
+        Ok(_) if !valid_scratch_name(&name) => Check::fail(
+            "scratch target",
+            format!("refused: scratch database names are {SCRATCH_PREFIX}[a-z0-9_]*, not `{name}`"),
+        ),
+        Ok(_) => Check::pass("scratch target", format!("{name} (new)")),
+    };
+    let target_ok = target.passed;
+    checks.push(target);
+    if !target_ok {
+        return finish(checks, 3, "no scratch database");
+    }
+
+    // 3. Create it; from here on the guard drops it whatever happens.
+    step("restore", 0);
+    let mut scratch = match Scratch::create(restore_server_url, &name).await {
+        Ok(s) => s,
+        Err(e) => {
+            checks.push(Check::fail(
+                "restore",
+                format!("cannot create the scratch database `{name}`: {e}"),
+            ));
+            return finish(checks, 4, "no scratch database");
+        }
+    };
+    let scratch_db = Some(name.clone());
+    let scratch_url = with_database(restore_server_url, &name);
+
+    let restore_started = Instant::now();
+    let restored = pg_restore(opts, &backup.path, &scratch_url).await;
+    let took = restore_started.elapsed();
+    let restore_ms = Some(took.as_millis() as u64);
+    match restored {
+        Ok(()) => {
+            checks.push(Check::pass(
+                "restore",
+                format!(
+                    "restored in {} with {} jobs into {name}",
+                    secs(took),
+                    opts.jobs.max(1)
+                ),
+            ));
+            checks.push(if took <= opts.rto {
+                Check::pass(
+                    "rto",
+                    format!("{} within the RTO of {}", secs(took), secs(opts.rto)),
+                )
+            } else {
+                Check::fail(
+                    "rto",
+                    format!("{} exceeds the RTO of {}", secs(took), secs(opts.rto)),
+                )
+            });
+            run_checks(&mut checks, live, &scratch_url, opts, &step).await;
+        }
+        Err(why) => {
+            checks.push(Check::fail("restore", why));
+            for n in [
+                "rto",
+                "schema",
+                "row counts",
+                "foreign keys",
+                "data map",
+                "amcheck",
+            ] {
+                checks.push(Check::not_run(n, "the restore failed"));
+            }
+        }
+    }
+
+    // 4. Drop it and prove it is gone.
+    step("cleanup", 0);
+    checks.push(match scratch.drop_now().await {
+        Ok(()) => Check::pass("cleanup", format!("scratch database {name} dropped")),
+        Err(e) => Check::fail(
+            "cleanup",
+            format!("could not drop the scratch database {name}: {e}"),
+        ),
+    });
+    verdict(
+        source, backup, started_at, started, age, restore_ms, scratch_db, checks,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verdict(
+    source: &DirSource,
+    backup: &Backup,
+    started_at: DateTime<Utc>,
+    started: Instant,
+    age: Option<chrono::TimeDelta>,
+    restore_ms: Option<u64>,
+    scratch_db: Option<String>,
+    checks: Vec<Check>,
+) -> Verdict {
+    Verdict {
+        source: source.name.clone(),
+        backup: backup.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        passed: checks.iter().all(|c| c.passed),
+        backup_age_secs: age.map(|a| a.num_seconds()),
+        restore_ms,
+        total_ms: started.elapsed().as_millis() as u64,
+        scratch_db,
+        checks,
+    }
+}
+
+async fn pg_restore(
+    opts: &RestoreOptions,
+    archive: &std::path::Path,
+    scratch_url: &str,
+) -> Result<(), String> {
+    let program = tools::find("pg_restore", opts.pg_bin_dir.as_deref())
+        .ok_or_else(|| "pg_restore is not installed".to_string())?;
+    let out = tools::command_for(&program, scratch_url, false)
+        .args(["--no-owner", "--no-acl", "--exit-on-error"])
+        .arg(format!("--jobs={}", opts.jobs.max(1)))
+        .arg(archive)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "pg_restore failed ({}): {}",
+            out.status,
+            tools::tail(&String::from_utf8_lossy(&out.stderr))
+        ))
+    }
+}
+
+/// The checks on a finished restore.
+async fn run_checks(
+    checks: &mut Vec<Check>,
+    live: &sqlx::PgPool,
+    scratch_url: &str,
+    opts: &RestoreOptions,
+    step: &(dyn Fn(&'static str, u64) + Sync),
+) {
+    let pool = match PgPoolOptions::new()
+        .max_connections(2)
+        .connect(scratch_url)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            for n in [
+                "schema",
+                "row counts",
+                "foreign keys",
+                "data map",
+                "amcheck",
+            ] {
+                checks.push(Check::fail(
+                    n,
+                    format!("cannot connect to the restore: {e}"),
+                ));
+            }
+            return;
+        }
+    };
+
+    step("schema", 0);
+    checks.push(
+        match (
+            compare::schema_lines(live).await,
+            compare::schema_lines(&pool).await,
+        ) {
+            (Ok(l), Ok(r)) => {
+                let diff = compare::schema_diff(&l, &r);
+                if diff.is_empty() {
+                    Check::pass("schema", format!("identical ({} objects)", l.len()))
+                } else {
+                    Check::fail(
+                        "schema",
+                        format!("{} differences: {}", diff.len(), list(&diff, 30)),
+                    )
+                }
+            }
+            (Err(e), _) => Check::fail("schema", format!("cannot read the live catalog: {e}")),
+            (_, Err(e)) => Check::fail("schema", format!("cannot read the restored catalog: {e}")),
+        },
+    );
+
+    step("row counts", 0);
+    checks.push(
+        match (
+            compare::row_counts(live).await,
+            compare::row_counts(&pool).await,
+        ) {
+            (Ok(l), Ok(r)) => row_count_check(&l, &r, opts.row_tolerance),
+            (Err(e), _) => Check::fail("row counts", format!("cannot count live rows: {e}")),
+            (_, Err(e)) => Check::fail("row counts", format!("cannot count restored rows: {e}")),
+        },
+    );
+
+    step("foreign keys", 0);
+    checks.push(match compare::foreign_keys(&pool).await {
+        Ok(fks) => {
+            let bad: Vec<String> = fks
+                .iter()
+                .filter(|f| f.orphans > 0)
+                .map(|f| format!("{}.{}: {} orphan rows", f.table, f.name, f.orphans))
+                .collect();
+            if bad.is_empty() {
+                Check::pass(
+                    "foreign keys",
+                    format!("{} foreign keys, no orphan rows", fks.len()),
+                )
+            } else {
+                Check::fail("foreign keys", list(&bad, 30))
+            }
+        }
+        Err(e) => Check::fail("foreign keys", format!("cannot check: {e}")),
+    });
+
+    step("data map", 0);
+    let map = match &opts.datamap {
+        Some(m) => Ok(m.clone()),
+        None => DataMap::bundled(),
+    };
+    checks.push(match map {
+        Err(e) => Check::fail("data map", format!("cannot load the data map: {e}")),
+        Ok(map) => match validate_against_catalog(&pool, &map).await {
+            Ok(_) => Check::pass(
+                "data map",
+                format!(
+                    "{} matches the restored schema ({} tables)",
+                    map.source.display(),
+                    map.tables.len()
+                ),
+            ),
+            Err(Error::Config(problems)) => Check::fail("data map", problems.replace('\n', "; ")),
+            Err(e) => Check::fail("data map", format!("cannot check: {e}")),
+        },
+    });
+    pool.close().await;
+
+    step("amcheck", 0);
+    checks.push(
+        match tools::find("pg_amcheck", opts.pg_bin_dir.as_deref()) {
+            None => Check {
+                name: "amcheck".into(),
+                passed: true,
+                skipped: true,
+                reason: "pg_amcheck is not installed".into(),
+            },
+            Some(program) => {
+                let out = tools::command_for(&program, scratch_url, true)
+                    .args(["--install-missing", "--no-dependent-toast"])
+                    .output()
+                    .await;
+                match out {
+                    Ok(o) if o.status.success() => {
+                        Check::pass("amcheck", "pg_amcheck found no corruption (heap and btree)")
+                    }
+                    Ok(o) => Check::fail(
+                        "amcheck",
+                        format!(
+                            "pg_amcheck failed ({}): {}",
+                            o.status,
+                            tools::tail(&format!(
+                                "{}\n{}",
+                                String::from_utf8_lossy(&o.stdout),
+                                String::from_utf8_lossy(&o.stderr)
+                            ))
+                        ),
+                    ),
+                    Err(e) => {
+                        Check::fail("amcheck", format!("cannot run {}: {e}", program.display()))
+                    }
+                }
+            }
+        },
+    );
+}
+
+fn list(items: &[String], max: usize) -> String {
+    let mut s = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if items.len() > max {
+        s.push_str(&format!("; ({} more)", items.len() - max));
+    }
+    s
+}
+
+/// Row counts of the restore against the live database: every live table
+/// must be in the restore, and differ by at most `tolerance` (relative).
+pub fn row_count_check(
+    live: &std::collections::BTreeMap<String, i64>,
+    restored: &std::collections::BTreeMap<String, i64>,
+    tolerance: f64,
+) -> Check {
+    let mut bad = Vec::new();
+    let mut diffs = Vec::new();
+    for (t, &l) in live {
+        let Some(&r) = restored.get(t) else {
+            bad.push(format!("{t}: missing from the restore ({l} rows live)"));
+            continue;
+        };
+        if l == r {
+            continue;
+        }
+        let line = format!("{t}: live {l}, restore {r} ({:+})", r - l);
+        let rel = (r - l).unsigned_abs() as f64 / (l.max(1) as f64);
+        if rel > tolerance || (r == 0 && l > 0) {
+            bad.push(line);
+        } else {
+            diffs.push(line);
+        }
+    }
+    for t in restored.keys().filter(|t| !live.contains_key(*t)) {
+        diffs.push(format!("{t}: only in the restore"));
+    }
+    let total: i64 = restored.values().sum();
+    if bad.is_empty() {
+        let detail = if diffs.is_empty() {
+            "all equal".to_string()
+        } else {
+            format!("within {:.0}%: {}", tolerance * 100.0, list(&diffs, 30))
+        };
+        Check::pass(
+            "row counts",
+            format!("{} tables, {total} rows; {detail}", restored.len()),
+        )
+    } else {
+        bad.extend(diffs);
+        Check::fail(
+            "row counts",
+            format!("beyond {:.0}%: {}", tolerance * 100.0, list(&bad, 30)),
+        )
+    }
+}
+
+/// A scratch database this test created; dropped by [`Scratch::drop_now`],
+/// or, if that never ran (an error, a panic, a cancelled future), when the
+/// guard is dropped.
+struct Scratch {
+    server_url: String,
+    name: String,
+    armed: bool,
+}
+
+impl Scratch {
+    async fn create(server_url: &str, name: &str) -> Result<Scratch, String> {
+        if !valid_scratch_name(name) {
+            return Err(format!("`{name}` is not a scratch database name"));
+        }
+        let mut admin = PgConnection::connect(server_url)
+            .await
+            .map_err(|e| format!("restore server unreachable: {e}"))?;
+        // The name was checked above: charon_restore_[a-z0-9_]*.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .map_err(|e| e.to_string())?;
+        admin.close().await.ok();
+        Ok(Scratch {
+            server_url: server_url.to_string(),
+            name: name.to_string(),
+            armed: true,
+        })
+    }
+
+    async fn drop_now(&mut self) -> Result<(), String> {
+        drop_database(&self.server_url, &self.name).await?;
+        self.armed = false;
+        Ok(())
+    }
+}
+
+async fn drop_database(server_url: &str, name: &str) -> Result<(), String> {
+    if !valid_scratch_name(name) {
+        return Err(format!("`{name}` is not a scratch database name"));
+    }
+    let mut admin = PgConnection::connect(server_url)
+        .await
+        .map_err(|e| format!("restore server unreachable: {e}"))?;
+    // The name was checked above: charon_restore_[a-z0-9_]*.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .map_err(|e| e.to_string())?;
+    let left: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut admin)
+            .await
+            .map_err(|e| e.to_string())?;
+    admin.close().await.ok();
+    if left {
+        Err("it still exists after DROP DATABASE".into())
+    } else {
+        Ok(())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let server = self.server_url.clone();
+        let name = self.name.clone();
+        // The caller's runtime may be blocked or shutting down: a thread with
+        // its own runtime drops the database.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let _ = drop_database(&server, &name).await;
+            });
+        })
+        .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_names() {
+        assert!(valid_scratch_name("charon_restore_0123abcd"));
+        assert!(!valid_scratch_name("pluto"));
+        assert!(!valid_scratch_name("charon_restore_x\"; DROP"));
+    }
+
+    #[test]
+    fn row_counts_tolerance() {
+        let live = [("a".to_string(), 100), ("b".to_string(), 10)].into();
+        let same = row_count_check(&live, &live, 0.05);
+        assert!(same.passed, "{}", same.reason);
+        let near = [("a".to_string(), 98), ("b".to_string(), 10)].into();
+        let c = row_count_check(&live, &near, 0.05);
+        assert!(
+            c.passed && c.reason.contains("a: live 100, restore 98 (-2)"),
+            "{}",
+            c.reason
+        );
+        let far = [("a".to_string(), 50)].into();
+        let c = row_count_check(&live, &far, 0.05);
+        assert!(!c.passed && c.reason.contains("b: missing"), "{}", c.reason);
+    }
+}
