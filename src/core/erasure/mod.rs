@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::core::datamap::{Catalog, Category, DataMap, KeyPath, RowErasure, SubjectKind, Table};
@@ -450,6 +450,18 @@ pub async fn discover(
     catalog: &Catalog,
     subject: &Subject,
 ) -> Result<Discovery> {
+    let mut conn = pool.acquire().await?;
+    discover_in(&mut conn, map, catalog, subject).await
+}
+
+/// [`discover`] on one connection, e.g. inside the transaction that then
+/// applies the plan (so that what is applied is what was discovered).
+pub async fn discover_in(
+    conn: &mut PgConnection,
+    map: &DataMap,
+    catalog: &Catalog,
+    subject: &Subject,
+) -> Result<Discovery> {
     let n = subject.normalized();
     let people = people_table(map)?;
     let pk = &people.primary_key[0];
@@ -502,7 +514,7 @@ pub async fn discover(
                 .push_bind(n.phones.clone())
                 .push(")");
         }
-        for row in qb.build().fetch_all(pool).await? {
+        for row in qb.build().fetch_all(&mut *conn).await? {
             user_ids.insert(row.try_get::<Uuid, _>(0)?);
             if let Some(e) = row.try_get::<Option<String>, _>(1)? {
                 let e = e.trim().to_lowercase();
@@ -593,7 +605,7 @@ pub async fn discover(
                 }
             }
             let nk = t.primary_key.len();
-            for row in qb.build().fetch_all(pool).await? {
+            for row in qb.build().fetch_all(&mut *conn).await? {
                 let mut key = Vec::with_capacity(nk);
                 for i in 0..nk {
                     key.push(row.try_get::<Option<String>, _>(i)?.unwrap_or_default());
@@ -617,7 +629,7 @@ pub async fn discover(
                     .push(" = ANY(")
                     .push_bind(user_ids.clone())
                     .push(")");
-                for row in qb.build().fetch_all(pool).await? {
+                for row in qb.build().fetch_all(&mut *conn).await? {
                     if let Some(v) = row.try_get::<Option<String>, _>(0)? {
                         f.direct_users.insert(v);
                     }
@@ -712,7 +724,7 @@ pub async fn discover(
                     .push_bind(phone_patterns.clone())
                     .push(")");
                 let nk = t.primary_key.len();
-                for row in qb.build().fetch_all(pool).await? {
+                for row in qb.build().fetch_all(&mut *conn).await? {
                     let mut key = Vec::with_capacity(nk);
                     for i in 0..nk {
                         key.push(row.try_get::<Option<String>, _>(i)?.unwrap_or_default());

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
-use super::{Discovery, Plan, RowAction, Subject, TableFind, discover, plan, redact_terms};
+use super::{Discovery, Plan, RowAction, Subject, TableFind, discover_in, plan, redact_terms};
 use crate::core::datamap::{Catalog, ColumnErasure, DataMap, is_text_type};
 use crate::core::{Error, Result};
 
@@ -340,7 +340,14 @@ async fn run(
     subject: &Subject,
     approved: &str,
 ) -> Result<ExecuteOutcome> {
-    let d = discover(pluto_write, map, catalog, subject).await?;
+    // Discovery and changes in one REPEATABLE READ transaction: what is
+    // applied is exactly what was discovered and compared; a concurrent
+    // change to those rows makes the transaction fail (nothing applied).
+    let mut tx = pluto_write.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await?;
+    let d = discover_in(&mut tx, map, catalog, subject).await?;
     let new_plan = plan(&d)?;
     if new_plan.sha256 != approved {
         let old: Option<serde_json::Value> =
@@ -359,8 +366,7 @@ async fn run(
         });
     }
 
-    let order = delete_order(pluto_write).await?;
-    let mut tx = pluto_write.begin().await?;
+    let order = delete_order(&mut tx).await?;
     let report = apply(&mut tx, map, catalog, &d, &order).await?;
 
     // Console side of the same logical step: queue, ledger, state.
@@ -476,7 +482,7 @@ impl StoredPlan {
 
 /// Tables in the order their rows can be deleted: every table before the
 /// tables its foreign keys point at (children first).
-async fn delete_order(pool: &PgPool) -> Result<Vec<String>> {
+async fn delete_order(conn: &mut PgConnection) -> Result<Vec<String>> {
     let rows = sqlx::query(
         "SELECT c.relname::text, p.relname::text
            FROM pg_constraint k
@@ -485,7 +491,7 @@ async fn delete_order(pool: &PgPool) -> Result<Vec<String>> {
            JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE k.contype = 'f' AND n.nspname = 'public'",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut all: BTreeSet<String> = BTreeSet::new();
@@ -709,4 +715,37 @@ async fn apply(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_dates_follow_the_regime() {
+        let at = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        assert_eq!(Regime::Gdpr.due_at(at) - at, Duration::days(30));
+        assert_eq!(Regime::Ccpa.due_at(at) - at, Duration::days(45));
+        let due = at + Duration::days(10);
+        assert_eq!(Regime::Custom { due_at: due }.due_at(at), due);
+    }
+
+    #[test]
+    fn subject_hashes_are_keyed_and_normalised() {
+        let a = Subject {
+            emails: vec!["Jane@Example.com".into()],
+            phones: vec!["+1 415-555-0134".into()],
+            user_ids: vec![],
+        };
+        let b = Subject {
+            emails: vec!["jane@example.com ".into()],
+            phones: vec!["14155550134".into()],
+            user_ids: vec![],
+        };
+        let ha = subject_hashes(b"k1", &a).unwrap_or_default();
+        assert_eq!(ha.len(), 2);
+        assert_eq!(ha, subject_hashes(b"k1", &b).unwrap_or_default());
+        assert_ne!(ha, subject_hashes(b"k2", &a).unwrap_or_default());
+        assert!(ha.iter().all(|h| !h.contains("jane")));
+    }
 }
