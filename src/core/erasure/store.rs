@@ -161,7 +161,7 @@ pub async fn store_plan(console: &PgPool, id: Uuid, plan: &Plan) -> Result<()> {
         "UPDATE erasure_requests
             SET plan = $2, plan_sha256 = $3, state = 'planned', approved_by = NULL,
                 approved_at = NULL
-          WHERE id = $1 AND state IN ('draft', 'planned', 'approved')",
+          WHERE id = $1 AND state IN ('draft', 'planned', 'approved', 'failed')",
     )
     .bind(id)
     .bind(plan.to_json()?)
