@@ -632,6 +632,36 @@ async fn an_injected_failure_leaves_pluto_unchanged() {
         .await
         .unwrap();
     assert_eq!((queued, ledger), (0, 0));
+
+    // Once the cause is gone, the failed request is planned, approved and
+    // executed again.
+    sqlx::raw_sql("DROP TRIGGER erasure_test_fail ON trips")
+        .execute(&env.pluto.pool)
+        .await
+        .unwrap();
+    store_plan(&env.console.pool, id, &p).await.unwrap();
+    approve(&env.console.pool, id, "bob", &p.sha256)
+        .await
+        .unwrap();
+    let out = execute(
+        &env.pluto.pool,
+        &env.console.pool,
+        &env.map,
+        &env.catalog,
+        KEY,
+        id,
+        &s,
+        "carol",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(out, ExecuteOutcome::Done(_)), "{out:?}");
+    assert_eq!(
+        scan_for_subject(&env.pluto.pool).await,
+        Vec::<String>::new()
+    );
+    let r = get_request(&env.console.pool, id).await.unwrap();
+    assert_eq!((r.state.as_str(), r.failure), ("done", None));
 }
 
 #[tokio::test]
