@@ -9,6 +9,7 @@ pub mod console;
 pub mod datamap;
 pub mod db;
 pub mod detect;
+pub mod erasure;
 pub mod error;
 pub mod keys;
 pub mod mask;

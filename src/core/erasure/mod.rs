@@ -1,0 +1,806 @@
+//! Data-subject erasure: discover every row and external object that belongs
+//! to a person by walking the data map, turn that into a plan with a
+//! canonical JSON and its SHA-256 (an approval is bound to it), and execute
+//! it (see [`store`]) in one Pluto transaction. See docs/erasure.md.
+
+pub mod store;
+
+pub use store::{
+    ErasureRequest, ExecuteOutcome, ExecuteReport, NewRequest, Regime, approve, create_request,
+    execute, get_request, store_plan,
+};
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use crate::core::datamap::{Catalog, Category, DataMap, KeyPath, RowErasure, SubjectKind, Table};
+use crate::core::{Error, Result, detect, mask};
+
+/// The person a request is about: several identifiers may be given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub emails: Vec<String>,
+    pub phones: Vec<String>,
+    pub user_ids: Vec<Uuid>,
+}
+
+impl Subject {
+    /// E-mails trimmed and lower-cased, phones reduced to their digits,
+    /// everything sorted and deduplicated; empty values dropped.
+    pub fn normalized(&self) -> Subject {
+        let emails: BTreeSet<String> = self
+            .emails
+            .iter()
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty())
+            .collect();
+        let phones: BTreeSet<String> = self
+            .phones
+            .iter()
+            .map(|p| digits(p))
+            .filter(|p| !p.is_empty())
+            .collect();
+        let ids: BTreeSet<Uuid> = self.user_ids.iter().copied().collect();
+        Subject {
+            emails: emails.into_iter().collect(),
+            phones: phones.into_iter().collect(),
+            user_ids: ids.into_iter().collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        let n = self.normalized();
+        n.emails.is_empty() && n.phones.is_empty() && n.user_ids.is_empty()
+    }
+
+    /// A masked reference, safe to store and show: `j***@e***.com`, or
+    /// `phone ••34`, or the first 8 characters of a user id.
+    pub fn masked_ref(&self) -> String {
+        let n = self.normalized();
+        let mut parts: Vec<String> = n.emails.iter().map(|e| mask::email(e)).collect();
+        parts.extend(n.phones.iter().map(|p| format!("phone {}", mask::phone(p))));
+        parts.extend(
+            n.user_ids
+                .iter()
+                .map(|u| format!("user {}", u.simple().to_string().get(..8).unwrap_or(""))),
+        );
+        if parts.is_empty() {
+            "(no identifier)".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Only the digits of a value.
+pub fn digits(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_digit()).collect()
+}
+
+/// What happens to a group of rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowAction {
+    /// Real deletion.
+    Delete,
+    /// The row is kept (still referenced by held rows), its personal columns
+    /// pseudonymised.
+    Pseudonymise,
+    /// Kept under a legal hold; personal columns pseudonymised, the rest kept.
+    Retain,
+    /// Someone else's row whose free text names the subject: the subject's
+    /// e-mail, phone or name is replaced by a marker in those columns.
+    Redact,
+}
+
+impl RowAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowAction::Delete => "delete",
+            RowAction::Pseudonymise => "pseudonymise",
+            RowAction::Retain => "retain",
+            RowAction::Redact => "redact",
+        }
+    }
+}
+
+/// Rows of one table that get one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFind {
+    pub table: String,
+    pub action: RowAction,
+    pub reason: String,
+    /// The primary key columns, in order.
+    pub key_columns: Vec<String>,
+    /// Each row's primary key values as text, sorted.
+    pub keys: Vec<Vec<String>>,
+    /// For [`RowAction::Redact`]: the free-text columns that name the subject.
+    pub columns: Vec<String>,
+}
+
+/// Everything found for a subject. Holds the search terms in memory only
+/// (never stored, never in the plan).
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub subject_ref: String,
+    /// The users rows the identifiers resolved to.
+    pub user_ids: Vec<Uuid>,
+    pub emails: Vec<String>,
+    pub phones: Vec<String>,
+    pub names: Vec<String>,
+    pub tables: Vec<TableFind>,
+    pub external: Vec<ExternalPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TablePlan {
+    pub table: String,
+    pub action: RowAction,
+    pub rows: u64,
+    pub reason: String,
+    /// For redactions: the columns changed.
+    pub columns: Vec<String>,
+    /// SHA-256 over the sorted primary keys: binds the plan to the rows.
+    pub keys_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExternalPlan {
+    pub system: String,
+    pub objects: Vec<String>,
+}
+
+/// The plan an officer approves. `sha256` is over [`Plan::canonical_json`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub subject_ref: String,
+    pub per_table: Vec<TablePlan>,
+    pub external: Vec<ExternalPlan>,
+    pub sha256: String,
+}
+
+#[derive(Serialize)]
+struct PlanBody<'a> {
+    version: u32,
+    subject_ref: &'a str,
+    per_table: &'a [TablePlan],
+    external: &'a [ExternalPlan],
+}
+
+impl Plan {
+    /// The canonical JSON (fixed field order, sorted lists, no whitespace),
+    /// without the `sha256` field.
+    pub fn canonical_json(&self) -> Result<String> {
+        serde_json::to_string(&PlanBody {
+            version: 1,
+            subject_ref: &self.subject_ref,
+            per_table: &self.per_table,
+            external: &self.external,
+        })
+        .map_err(|e| Error::InvalidInput(format!("plan cannot be serialised: {e}")))
+    }
+
+    /// The full plan (with its hash) as JSON, for storage and export.
+    pub fn to_json(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self)
+            .map_err(|e| Error::InvalidInput(format!("plan cannot be serialised: {e}")))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.per_table.is_empty() && self.external.is_empty()
+    }
+
+    /// What changed between `self` (the approved plan) and `new`, one line
+    /// per table group or external system.
+    pub fn diff(&self, new: &Plan) -> Vec<String> {
+        let key = |t: &TablePlan| (t.table.clone(), t.action);
+        let old: BTreeMap<_, _> = self.per_table.iter().map(|t| (key(t), t)).collect();
+        let newm: BTreeMap<_, _> = new.per_table.iter().map(|t| (key(t), t)).collect();
+        let mut out = Vec::new();
+        let all: BTreeSet<_> = old.keys().chain(newm.keys()).cloned().collect();
+        for k in all {
+            let what = format!("{} ({})", k.0, k.1.as_str());
+            match (old.get(&k), newm.get(&k)) {
+                (Some(a), Some(b)) if a == b => {}
+                (Some(a), Some(b)) if a.rows == b.rows => {
+                    out.push(format!("{what}: same count ({}), different rows", a.rows))
+                }
+                (Some(a), Some(b)) => out.push(format!("{what}: {} -> {} rows", a.rows, b.rows)),
+                (Some(a), None) => out.push(format!("{what}: {} -> 0 rows", a.rows)),
+                (None, Some(b)) => out.push(format!("{what}: 0 -> {} rows", b.rows)),
+                (None, None) => {}
+            }
+        }
+        let ext = |p: &Plan| -> BTreeMap<String, BTreeSet<String>> {
+            p.external
+                .iter()
+                .map(|e| (e.system.clone(), e.objects.iter().cloned().collect()))
+                .collect()
+        };
+        let (eo, en) = (ext(self), ext(new));
+        let systems: BTreeSet<_> = eo.keys().chain(en.keys()).cloned().collect();
+        let empty = BTreeSet::new();
+        for s in systems {
+            let a = eo.get(&s).unwrap_or(&empty);
+            let b = en.get(&s).unwrap_or(&empty);
+            if a != b {
+                out.push(format!(
+                    "{s}: {} objects -> {} ({} added, {} gone)",
+                    a.len(),
+                    b.len(),
+                    b.difference(a).count(),
+                    a.difference(b).count()
+                ));
+            }
+        }
+        if out.is_empty() && self.sha256 != new.sha256 {
+            out.push("subject reference differs".into());
+        }
+        out
+    }
+}
+
+/// Builds the plan (deterministic: tables by name then action, keys and
+/// objects sorted) and its SHA-256.
+pub fn plan(d: &Discovery) -> Result<Plan> {
+    let mut per_table: Vec<TablePlan> = d
+        .tables
+        .iter()
+        .filter(|t| !t.keys.is_empty())
+        .map(|t| {
+            let mut h = Sha256::new();
+            for k in &t.keys {
+                for v in k {
+                    h.update((v.len() as u64).to_le_bytes());
+                    h.update(v.as_bytes());
+                }
+                h.update(b"\n");
+            }
+            for c in &t.columns {
+                h.update(c.as_bytes());
+                h.update(b"\0");
+            }
+            TablePlan {
+                table: t.table.clone(),
+                action: t.action,
+                rows: t.keys.len() as u64,
+                reason: t.reason.clone(),
+                columns: t.columns.clone(),
+                keys_sha256: hex::encode(h.finalize()),
+            }
+        })
+        .collect();
+    per_table.sort_by(|a, b| (&a.table, a.action).cmp(&(&b.table, b.action)));
+    let mut external: Vec<ExternalPlan> = d
+        .external
+        .iter()
+        .filter(|e| !e.objects.is_empty())
+        .cloned()
+        .collect();
+    external.sort_by(|a, b| a.system.cmp(&b.system));
+    let mut p = Plan {
+        subject_ref: d.subject_ref.clone(),
+        per_table,
+        external,
+        sha256: String::new(),
+    };
+    p.sha256 = hex::encode(Sha256::digest(p.canonical_json()?.as_bytes()));
+    Ok(p)
+}
+
+/// The table that holds people: a direct `user_id` subject link on its
+/// single-column primary key.
+fn people_table(map: &DataMap) -> Result<&Table> {
+    map.tables
+        .iter()
+        .find(|t| {
+            t.primary_key.len() == 1
+                && t.subjects.iter().any(|s| {
+                    s.kind == SubjectKind::UserId
+                        && s.path.is_direct()
+                        && s.path.column == t.primary_key[0]
+                })
+        })
+        .ok_or_else(|| {
+            Error::Config("the data map has no table of people (user_id on its key)".into())
+        })
+}
+
+fn direct_column(t: &Table, kind: SubjectKind) -> Option<&str> {
+    t.subjects
+        .iter()
+        .find(|s| s.kind == kind && s.path.is_direct())
+        .map(|s| s.path.column.as_str())
+}
+
+/// `FROM "t" AS t0 JOIN "j" AS t1 ON t0."a" = t1."b" ...`; returns the alias
+/// of the table that holds `path.column`.
+fn push_from(
+    qb: &mut QueryBuilder<Postgres>,
+    catalog: &Catalog,
+    table: &str,
+    path: &KeyPath,
+) -> Result<String> {
+    qb.push(" FROM ")
+        .push(catalog.table(table)?.as_str())
+        .push(" AS t0");
+    let mut prev = table.to_string();
+    for (i, step) in path.via.iter().enumerate() {
+        let alias = format!("t{}", i + 1);
+        qb.push(" JOIN ")
+            .push(catalog.table(&step.table)?.as_str())
+            .push(format!(" AS {alias} ON t{i}."))
+            .push(catalog.column(&prev, &step.from_column)?.as_str())
+            .push(format!(" = {alias}."))
+            .push(catalog.column(&step.table, &step.to_column)?.as_str());
+        prev = step.table.clone();
+    }
+    Ok(format!("t{}", path.via.len()))
+}
+
+/// `SELECT t0."pk1"::text, ... [, t0."ext"::text ...]`
+fn push_select_keys(
+    qb: &mut QueryBuilder<Postgres>,
+    catalog: &Catalog,
+    t: &Table,
+    extra: &[String],
+) -> Result<()> {
+    qb.push("SELECT DISTINCT ");
+    let mut first = true;
+    for c in t.primary_key.iter().chain(extra.iter()) {
+        if !first {
+            qb.push(", ");
+        }
+        first = false;
+        qb.push("t0.")
+            .push(catalog.column(&t.name, c)?.as_str())
+            .push("::text");
+    }
+    Ok(())
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Replaces the subject's e-mails, phone numbers and names in `text` with
+/// `[REDACTED:…]` markers; `None` when nothing of theirs is in it. E-mails and
+/// phones are found with [`detect`] and compared to the subject's; names by
+/// case-insensitive match.
+pub fn redact_terms(
+    text: &str,
+    emails: &[String],
+    phones: &[String],
+    names: &[String],
+) -> Option<String> {
+    let mut spans: Vec<(usize, usize, &str)> = Vec::new();
+    for s in detect::find(text, detect::Detector::Email) {
+        if let Some(v) = text.get(s.start..s.end)
+            && emails.iter().any(|e| *e == v.to_lowercase())
+        {
+            spans.push((s.start, s.end, "email"));
+        }
+    }
+    for s in detect::find(text, detect::Detector::Phone) {
+        if let Some(v) = text.get(s.start..s.end) {
+            let d = digits(v);
+            if phones.iter().any(|p| phone_matches(p, &d)) {
+                spans.push((s.start, s.end, "phone"));
+            }
+        }
+    }
+    let lower = text.to_ascii_lowercase();
+    for n in names {
+        let n = n.to_ascii_lowercase();
+        if n.is_empty() {
+            continue;
+        }
+        let mut from = 0;
+        while let Some(i) = lower.get(from..).and_then(|rest| rest.find(&n)) {
+            spans.push((from + i, from + i + n.len(), "name"));
+            from += i + n.len();
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    spans.sort();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (s, e, what) in spans {
+        if s < at {
+            continue;
+        }
+        out.push_str(text.get(at..s).unwrap_or(""));
+        out.push_str(&format!("[REDACTED:{what}]"));
+        at = e;
+    }
+    out.push_str(text.get(at..).unwrap_or(""));
+    Some(out)
+}
+
+/// Two digit strings name the same phone: equal, or one ends with the other
+/// and the shorter has at least 10 digits (a country code added or not).
+fn phone_matches(a: &str, b: &str) -> bool {
+    if a.is_empty() || b.is_empty() {
+        return false;
+    }
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short == long || (short.len() >= 10 && long.ends_with(short))
+}
+
+/// Resolves the subject to users rows, then walks the data map to every row
+/// that belongs to them, in every tenant, and every external object.
+pub async fn discover(
+    pool: &PgPool,
+    map: &DataMap,
+    catalog: &Catalog,
+    subject: &Subject,
+) -> Result<Discovery> {
+    let mut conn = pool.acquire().await?;
+    discover_in(&mut conn, map, catalog, subject).await
+}
+
+/// [`discover`] on one connection, e.g. inside the transaction that then
+/// applies the plan (so that what is applied is what was discovered).
+pub async fn discover_in(
+    conn: &mut PgConnection,
+    map: &DataMap,
+    catalog: &Catalog,
+    subject: &Subject,
+) -> Result<Discovery> {
+    let n = subject.normalized();
+    let people = people_table(map)?;
+    let pk = &people.primary_key[0];
+    let email_col = direct_column(people, SubjectKind::Email);
+    let phone_col = direct_column(people, SubjectKind::Phone);
+    let name_col = people
+        .columns
+        .iter()
+        .find(|c| c.category == Category::Name)
+        .map(|c| c.name.as_str());
+
+    // 1. Resolve to users rows; learn their e-mails, phones and names.
+    let mut user_ids: BTreeSet<Uuid> = BTreeSet::new();
+    let mut emails: BTreeSet<String> = n.emails.iter().cloned().collect();
+    let mut phones: BTreeSet<String> = n.phones.iter().cloned().collect();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    if !n.is_empty() {
+        let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
+        qb.push(catalog.column(&people.name, pk)?.as_str());
+        for c in [email_col, phone_col, name_col] {
+            qb.push(", ");
+            match c {
+                Some(c) => {
+                    qb.push(catalog.column(&people.name, c)?.as_str())
+                        .push("::text");
+                }
+                None => {
+                    qb.push("NULL::text");
+                }
+            }
+        }
+        qb.push(" FROM ")
+            .push(catalog.table(&people.name)?.as_str())
+            .push(" WHERE ")
+            .push(catalog.column(&people.name, pk)?.as_str())
+            .push(" = ANY(")
+            .push_bind(n.user_ids.clone())
+            .push(")");
+        if let Some(c) = email_col {
+            qb.push(" OR lower(")
+                .push(catalog.column(&people.name, c)?.as_str())
+                .push(") = ANY(")
+                .push_bind(n.emails.clone())
+                .push(")");
+        }
+        if let Some(c) = phone_col {
+            qb.push(" OR ")
+                .push(catalog.column(&people.name, c)?.as_str())
+                .push(" = ANY(")
+                .push_bind(n.phones.clone())
+                .push(")");
+        }
+        for row in qb.build().fetch_all(&mut *conn).await? {
+            user_ids.insert(row.try_get::<Uuid, _>(0)?);
+            if let Some(e) = row.try_get::<Option<String>, _>(1)? {
+                let e = e.trim().to_lowercase();
+                if !e.is_empty() {
+                    emails.insert(e);
+                }
+            }
+            if let Some(p) = row.try_get::<Option<String>, _>(2)? {
+                let p = digits(&p);
+                if !p.is_empty() {
+                    phones.insert(p);
+                }
+            }
+            if let Some(nm) = row.try_get::<Option<String>, _>(3)? {
+                let nm = nm.trim().to_string();
+                // Very short names would match unrelated text.
+                if nm.chars().count() >= 5 {
+                    names.insert(nm);
+                }
+            }
+        }
+    }
+    let user_ids: Vec<Uuid> = user_ids.into_iter().collect();
+    let emails: Vec<String> = emails.into_iter().collect();
+    let phones: Vec<String> = phones.into_iter().collect();
+    let names: Vec<String> = names.into_iter().collect();
+
+    // 2. Rows linked to the subject, per table.
+    struct Found {
+        keys: BTreeSet<Vec<String>>,
+        external: BTreeMap<String, BTreeSet<String>>,
+        // Values of direct user_id links, for keep_if_referenced.
+        direct_users: BTreeSet<String>,
+    }
+    let mut found: BTreeMap<String, Found> = BTreeMap::new();
+    let anything = !(user_ids.is_empty() && emails.is_empty() && phones.is_empty());
+    for t in &map.tables {
+        if matches!(t.erasure, RowErasure::Unlinked) || t.subjects.is_empty() || !anything {
+            continue;
+        }
+        let ext_cols: Vec<(String, String)> = t
+            .external_columns()
+            .filter_map(|c| c.erasure.system().map(|s| (c.name.clone(), s.to_string())))
+            .collect();
+        let extra: Vec<String> = ext_cols.iter().map(|(c, _)| c.clone()).collect();
+        let mut f = Found {
+            keys: BTreeSet::new(),
+            external: BTreeMap::new(),
+            direct_users: BTreeSet::new(),
+        };
+        for link in &t.subjects {
+            let target = link.path.target_table(&t.name).to_string();
+            let mut qb = QueryBuilder::<Postgres>::new("");
+            push_select_keys(&mut qb, catalog, t, &extra)?;
+            let alias = push_from(&mut qb, catalog, &t.name, &link.path)?;
+            let col = catalog.column(&target, &link.path.column)?;
+            qb.push(" WHERE ");
+            match link.kind {
+                SubjectKind::UserId => {
+                    if user_ids.is_empty() {
+                        continue;
+                    }
+                    qb.push(format!("{alias}."))
+                        .push(col.as_str())
+                        .push(" = ANY(")
+                        .push_bind(user_ids.clone())
+                        .push(")");
+                }
+                SubjectKind::Email => {
+                    if emails.is_empty() {
+                        continue;
+                    }
+                    qb.push(format!("lower({alias}."))
+                        .push(col.as_str())
+                        .push(") = ANY(")
+                        .push_bind(emails.clone())
+                        .push(")");
+                }
+                SubjectKind::Phone => {
+                    if phones.is_empty() {
+                        continue;
+                    }
+                    qb.push(format!("{alias}."))
+                        .push(col.as_str())
+                        .push("::text = ANY(")
+                        .push_bind(phones.clone())
+                        .push(")");
+                }
+            }
+            let nk = t.primary_key.len();
+            for row in qb.build().fetch_all(&mut *conn).await? {
+                let mut key = Vec::with_capacity(nk);
+                for i in 0..nk {
+                    key.push(row.try_get::<Option<String>, _>(i)?.unwrap_or_default());
+                }
+                for (j, (_, system)) in ext_cols.iter().enumerate() {
+                    if let Some(v) = row.try_get::<Option<String>, _>(nk + j)?
+                        && !v.is_empty()
+                    {
+                        f.external.entry(system.clone()).or_default().insert(v);
+                    }
+                }
+                f.keys.insert(key);
+            }
+            if link.kind == SubjectKind::UserId && link.path.is_direct() {
+                let mut qb = QueryBuilder::<Postgres>::new("SELECT DISTINCT ");
+                qb.push(col.as_str())
+                    .push("::text FROM ")
+                    .push(catalog.table(&t.name)?.as_str())
+                    .push(" WHERE ")
+                    .push(col.as_str())
+                    .push(" = ANY(")
+                    .push_bind(user_ids.clone())
+                    .push(")");
+                for row in qb.build().fetch_all(&mut *conn).await? {
+                    if let Some(v) = row.try_get::<Option<String>, _>(0)? {
+                        f.direct_users.insert(v);
+                    }
+                }
+            }
+        }
+        found.insert(t.name.clone(), f);
+    }
+
+    // Users referenced by rows kept under a legal hold stay (pseudonymised).
+    let held_users: BTreeSet<String> = map
+        .tables
+        .iter()
+        .filter(|t| matches!(t.erasure, RowErasure::Retain(_)))
+        .filter_map(|t| found.get(&t.name))
+        .flat_map(|f| f.direct_users.iter().cloned())
+        .collect();
+
+    let mut tables: Vec<TableFind> = Vec::new();
+    let mut external: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut deleted: BTreeMap<String, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for t in &map.tables {
+        let Some(f) = found.remove(&t.name) else {
+            continue;
+        };
+        for (s, objs) in f.external {
+            external.entry(s).or_default().extend(objs);
+        }
+        let mk = |action: RowAction, reason: String, keys: Vec<Vec<String>>| TableFind {
+            table: t.name.clone(),
+            action,
+            reason,
+            key_columns: t.primary_key.clone(),
+            keys,
+            columns: Vec::new(),
+        };
+        match &t.erasure {
+            RowErasure::Unlinked => {}
+            RowErasure::Delete { keep_if_referenced } => {
+                let (kept, gone): (Vec<_>, Vec<_>) = f.keys.into_iter().partition(|k| {
+                    *keep_if_referenced && k.len() == 1 && held_users.contains(&k[0])
+                });
+                deleted
+                    .entry(t.name.clone())
+                    .or_default()
+                    .extend(gone.iter().cloned());
+                tables.push(mk(RowAction::Delete, "erased".into(), gone));
+                tables.push(mk(
+                    RowAction::Pseudonymise,
+                    "still referenced by rows retained under a legal hold".into(),
+                    kept,
+                ));
+            }
+            RowErasure::Retain(hold) => {
+                tables.push(mk(
+                    RowAction::Retain,
+                    format!("{} ({} years)", hold.reason, hold.retention_years),
+                    f.keys.into_iter().collect(),
+                ));
+            }
+        }
+    }
+
+    // 3. Free text naming the subject's e-mail, phone or name.
+    if !(emails.is_empty() && phones.is_empty() && names.is_empty()) {
+        let mut patterns: Vec<String> = emails.iter().map(|e| escape_like(e)).collect();
+        patterns.extend(names.iter().map(|n| escape_like(n)));
+        let phone_patterns: Vec<String> = phones
+            .iter()
+            .map(|p| escape_like(p.get(p.len().saturating_sub(10)..).unwrap_or(p)))
+            .collect();
+        for t in &map.tables {
+            let mut mentions: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
+            let gone = deleted.get(&t.name);
+            for c in t
+                .columns
+                .iter()
+                .filter(|c| c.category == Category::FreeText)
+            {
+                let col = catalog.column(&t.name, &c.name)?;
+                let mut qb = QueryBuilder::<Postgres>::new("");
+                push_select_keys(&mut qb, catalog, t, std::slice::from_ref(&c.name))?;
+                qb.push(" FROM ")
+                    .push(catalog.table(&t.name)?.as_str())
+                    .push(" AS t0 WHERE t0.")
+                    .push(col.as_str())
+                    .push(" ILIKE ANY(")
+                    .push_bind(patterns.clone())
+                    .push(") OR regexp_replace(t0.")
+                    .push(col.as_str())
+                    .push(", '[^0-9]', '', 'g') LIKE ANY(")
+                    .push_bind(phone_patterns.clone())
+                    .push(")");
+                let nk = t.primary_key.len();
+                for row in qb.build().fetch_all(&mut *conn).await? {
+                    let mut key = Vec::with_capacity(nk);
+                    for i in 0..nk {
+                        key.push(row.try_get::<Option<String>, _>(i)?.unwrap_or_default());
+                    }
+                    if gone.is_some_and(|g| g.contains(&key)) {
+                        continue;
+                    }
+                    let text = row.try_get::<Option<String>, _>(nk)?.unwrap_or_default();
+                    if redact_terms(&text, &emails, &phones, &names).is_some() {
+                        mentions.entry(key).or_default().insert(c.name.clone());
+                    }
+                }
+            }
+            if !mentions.is_empty() {
+                let columns: BTreeSet<String> = mentions.values().flatten().cloned().collect();
+                tables.push(TableFind {
+                    table: t.name.clone(),
+                    action: RowAction::Redact,
+                    reason: "free text names the subject".into(),
+                    key_columns: t.primary_key.clone(),
+                    keys: mentions.into_keys().collect(),
+                    columns: columns.into_iter().collect(),
+                });
+            }
+        }
+    }
+    tables.retain(|t| !t.keys.is_empty());
+    tables.sort_by(|a, b| (&a.table, a.action).cmp(&(&b.table, b.action)));
+
+    Ok(Discovery {
+        subject_ref: subject.masked_ref(),
+        user_ids,
+        emails,
+        phones,
+        names,
+        tables,
+        external: external
+            .into_iter()
+            .map(|(system, objects)| ExternalPlan {
+                system,
+                objects: objects.into_iter().collect(),
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_only_the_subjects_values() {
+        let emails = vec!["q.erasmus@example.test".to_string()];
+        let phones = vec!["19995550987".to_string()];
+        let names = vec!["Quentin Erasmus".to_string()];
+        let t = "mail Q.Erasmus@example.test or other@example.test, call +1 999-555-0987 \
+                 or 415-555-0134; quentin erasmus said";
+        let out = redact_terms(t, &emails, &phones, &names).unwrap_or_default();
+        assert_eq!(
+            out,
+            "mail [REDACTED:email] or other@example.test, call [REDACTED:phone] \
+             or 415-555-0134; [REDACTED:name] said"
+        );
+        assert_eq!(redact_terms("nothing here", &emails, &phones, &names), None);
+    }
+
+    #[test]
+    fn subject_normalises_and_masks() {
+        let s = Subject {
+            emails: vec![" Jane@Example.com ".into(), "jane@example.com".into()],
+            phones: vec!["+1 (415) 555-0134".into()],
+            user_ids: vec![],
+        };
+        let n = s.normalized();
+        assert_eq!(n.emails, vec!["jane@example.com"]);
+        assert_eq!(n.phones, vec!["14155550134"]);
+        assert!(!s.masked_ref().contains("jane@"));
+    }
+}

@@ -1,0 +1,703 @@
+//! Data-subject erasure against a real PostgreSQL: discovery across tenants,
+//! the plan hash, the two-officer rule, atomic execution, completeness (a
+//! scan of every text/JSON column without the data map), idempotence and
+//! all-or-nothing on an injected failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use charon::core::Error;
+use charon::core::datamap::{Catalog, DataMap};
+use charon::core::erasure::{
+    self, ExecuteOutcome, NewRequest, Regime, RowAction, Subject, approve, create_request,
+    discover, execute, get_request, plan, store_plan,
+};
+use charon::pluto::{SeedOptions, seed};
+use common::TestDb;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+const KEY: &[u8] = b"erasure-test-hash-key-0123456789";
+const EMAIL: &str = "q.erasmus@example.test";
+const NAME: &str = "Quentin Erasmus-Testperson";
+const PHONE: &str = "+1 999-555-0987";
+const PHONE_DIGITS: &str = "9995550987";
+
+struct Env {
+    pluto: TestDb,
+    console: TestDb,
+    map: DataMap,
+    catalog: Catalog,
+    user: Uuid,
+    other: Uuid,
+    connection: Uuid,
+    account: Uuid,
+}
+
+/// Seeded Pluto plus one subject with rows in two tenants, mentions of them
+/// in another user's free text, and a console database.
+async fn setup(prefix: &str) -> Env {
+    let pluto = TestDb::new(&format!("{prefix}_p")).await;
+    seed(
+        &pluto.pool,
+        &SeedOptions {
+            tenants: 4,
+            seed: 7,
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let console = TestDb::new(&format!("{prefix}_c")).await;
+    charon::core::db::migrate_console(&console.pool)
+        .await
+        .unwrap();
+
+    let p = &pluto.pool;
+    let b: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM businesses ORDER BY id LIMIT 2")
+        .fetch_all(p)
+        .await
+        .unwrap();
+    let (b1, b2) = (b[0], b[1]);
+    let other: Uuid = sqlx::query_scalar(
+        "SELECT user_id FROM memberships WHERE business_id = $1 ORDER BY user_id LIMIT 1",
+    )
+    .bind(b2)
+    .fetch_one(p)
+    .await
+    .unwrap();
+    let user = Uuid::new_v4();
+    let connection = Uuid::new_v4();
+    let account = Uuid::new_v4();
+    let ex = |sql: &'static str| sqlx::query(sql);
+    ex("INSERT INTO users (id, email, full_name, phone, created_at) VALUES ($1, 'Q.Erasmus@Example.test', $2, $3, now())")
+        .bind(user).bind(NAME).bind(PHONE).execute(p).await.unwrap();
+    ex("INSERT INTO memberships VALUES ($1, $3, 'employee', now()), ($2, $3, 'manager', now())")
+        .bind(b1)
+        .bind(b2)
+        .bind(user)
+        .execute(p)
+        .await
+        .unwrap();
+    ex("INSERT INTO receipts (id, business_id, uploaded_by, s3_key, merchant, amount_cents, receipt_date, ocr_text, notes, created_at) VALUES
+        (9000000001, $1, $3, 'receipts/erasure-1.jpg', 'Cafe', 450, '2025-01-02', 'THANK YOU', NULL, now()),
+        (9000000002, $2, $3, 'receipts/erasure-2.jpg', 'Taxi', 2300, '2025-01-03', 'TOTAL 23.00', 'call me on +1 999-555-0987', now()),
+        (9000000003, $2, $4, 'receipts/other-3.jpg', 'Hotel', 9900, '2025-01-04', 'THANK YOU', 'forward to q.erasmus@example.test please', now())")
+        .bind(b1).bind(b2).bind(user).bind(other).execute(p).await.unwrap();
+    ex("INSERT INTO trips VALUES (9000000001, $1, $3, now(), now(), 1200, 'client visit'), (9000000002, $2, $3, now(), now(), 800, NULL)")
+        .bind(b1).bind(b2).bind(user).execute(p).await.unwrap();
+    ex("INSERT INTO trip_points VALUES
+        (9000000001, 1, $1, now(), 52.1, 4.3), (9000000001, 2, $1, now(), 52.2, 4.3), (9000000001, 3, $1, now(), 52.3, 4.3),
+        (9000000002, 1, $2, now(), 40.1, -74.0), (9000000002, 2, $2, now(), 40.2, -74.0)")
+        .bind(b1).bind(b2).execute(p).await.unwrap();
+    ex("INSERT INTO shifts VALUES (9000000001, $1, $2, now(), now(), 'swap with Anna'),
+        (9000000002, $1, $3, now(), now(), 'covering for Quentin Erasmus-Testperson, reach him at 999.555.0987')")
+        .bind(b2).bind(user).bind(other).execute(p).await.unwrap();
+    ex("INSERT INTO payroll_entries VALUES (9000000001, $1, $2, '2025-01-01', '2025-01-31', 300000, 240000, '123-45-6789', '000123456789', now())")
+        .bind(b1).bind(user).execute(p).await.unwrap();
+    ex("INSERT INTO bank_connections VALUES ($1, $2, $3, 'First Test Bank', 'item-erasure-test-1', 'active', now())")
+        .bind(connection).bind(b2).bind(user).execute(p).await.unwrap();
+    ex("INSERT INTO bank_accounts VALUES ($1, $2, $3, 'Business Checking', '4321', 'checking')")
+        .bind(account)
+        .bind(b2)
+        .bind(connection)
+        .execute(p)
+        .await
+        .unwrap();
+    ex("INSERT INTO transactions VALUES (9000000001, $1, $2, now(), 50000, 'Quentin Erasmus-Testperson', 'ACH credit', 'income')")
+        .bind(b2).bind(account).execute(p).await.unwrap();
+    ex("INSERT INTO invoices VALUES (9000000001, $1, 'INV-ERASE-1', $2, 'q.erasmus@EXAMPLE.test', '1 Test Street, Springfield', 12000, '2025-01-01', '2025-01-31', 'sent', now())")
+        .bind(b1).bind(NAME).execute(p).await.unwrap();
+
+    let map = DataMap::bundled().unwrap();
+    let catalog = Catalog::load(p).await.unwrap();
+    Env {
+        pluto,
+        console,
+        map,
+        catalog,
+        user,
+        other,
+        connection,
+        account,
+    }
+}
+
+fn subject() -> Subject {
+    Subject {
+        emails: vec![EMAIL.to_uppercase()],
+        phones: vec![PHONE.into()],
+        user_ids: vec![],
+    }
+}
+
+fn groups(p: &erasure::Plan) -> BTreeMap<(String, RowAction), u64> {
+    p.per_table
+        .iter()
+        .map(|t| ((t.table.clone(), t.action), t.rows))
+        .collect()
+}
+
+/// Every row of every table as text, per table (sorted).
+async fn snapshot(pool: &PgPool) -> BTreeMap<String, Vec<String>> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+          WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let mut rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT t::text FROM \"{t}\" t"
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        rows.sort();
+        out.insert(t, rows);
+    }
+    out
+}
+
+/// Rows of every text and JSON column, found through information_schema
+/// (not the data map), that contain the subject's e-mail, phone or name.
+async fn scan_for_subject(pool: &PgPool) -> Vec<String> {
+    let cols = sqlx::query(
+        "SELECT c.table_name::text, c.column_name::text FROM information_schema.columns c
+           JOIN information_schema.tables t
+             ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+          WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
+            AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb')",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(cols.len() > 20, "the scan sees the text columns");
+    let mut hits = Vec::new();
+    for c in cols {
+        let (t, col): (String, String) = (c.get(0), c.get(1));
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM \"{t}\" WHERE \"{col}\"::text ILIKE $1 OR \"{col}\"::text ILIKE $2
+                OR \"{col}\"::text ILIKE $3
+                OR regexp_replace(\"{col}\"::text, '[^0-9]', '', 'g') LIKE $4"
+        )))
+        .bind(format!("%{EMAIL}%"))
+        .bind(format!("%{NAME}%"))
+        .bind(format!("%{PHONE}%"))
+        .bind(format!("%{PHONE_DIGITS}%"))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            hits.push(format!("{t}.{col}: {n}"));
+        }
+    }
+    hits
+}
+
+async fn new_request(env: &Env, s: &Subject, by: &str) -> Uuid {
+    create_request(
+        &env.console.pool,
+        KEY,
+        &NewRequest {
+            subject: s,
+            ticket: "ZD-4711".into(),
+            regime: Regime::Gdpr,
+            note: String::new(),
+            received_at: chrono::Utc::now(),
+            created_by: by.into(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Create, plan, approve (by another officer), execute.
+async fn erase(env: &Env, s: &Subject) -> ExecuteOutcome {
+    let id = new_request(env, s, "alice").await;
+    let d = discover(&env.pluto.pool, &env.map, &env.catalog, s)
+        .await
+        .unwrap();
+    let p = plan(&d).unwrap();
+    store_plan(&env.console.pool, id, &p).await.unwrap();
+    approve(&env.console.pool, id, "bob", &p.sha256)
+        .await
+        .unwrap();
+    execute(
+        &env.pluto.pool,
+        &env.console.pool,
+        &env.map,
+        &env.catalog,
+        KEY,
+        id,
+        s,
+        "carol",
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn discovery_finds_the_subject_across_tenants_and_nobody_else() {
+    let env = setup("er_disc").await;
+    let d = discover(&env.pluto.pool, &env.map, &env.catalog, &subject())
+        .await
+        .unwrap();
+    assert_eq!(d.user_ids, vec![env.user]);
+    let p = plan(&d).unwrap();
+    let want: BTreeMap<(String, RowAction), u64> = [
+        ("bank_accounts", RowAction::Retain, 1),
+        ("bank_connections", RowAction::Retain, 1),
+        ("invoices", RowAction::Retain, 1),
+        ("memberships", RowAction::Delete, 2),
+        ("payroll_entries", RowAction::Retain, 1),
+        ("receipts", RowAction::Delete, 2),
+        ("receipts", RowAction::Redact, 1),
+        ("shifts", RowAction::Delete, 1),
+        ("shifts", RowAction::Redact, 1),
+        ("transactions", RowAction::Redact, 1),
+        ("transactions", RowAction::Retain, 1),
+        ("trip_points", RowAction::Delete, 5),
+        ("trips", RowAction::Delete, 2),
+        ("users", RowAction::Pseudonymise, 1),
+    ]
+    .into_iter()
+    .map(|(t, a, n)| ((t.to_string(), a), n))
+    .collect();
+    assert_eq!(groups(&p), want);
+    let ext: BTreeMap<_, _> = p
+        .external
+        .iter()
+        .map(|e| (e.system.as_str(), e.objects.clone()))
+        .collect();
+    assert_eq!(ext["plaid"], vec!["item-erasure-test-1"]);
+    assert_eq!(
+        ext["receipts_bucket"],
+        vec!["receipts/erasure-1.jpg", "receipts/erasure-2.jpg"]
+    );
+    // The retained rows carry the data map's reason.
+    let payroll = p
+        .per_table
+        .iter()
+        .find(|t| t.table == "payroll_entries")
+        .unwrap();
+    assert!(
+        payroll.reason.contains("payroll records"),
+        "{}",
+        payroll.reason
+    );
+    // Keys are exactly the subject's (and the other user's mentioning rows).
+    let receipts_deleted = d
+        .tables
+        .iter()
+        .find(|t| t.table == "receipts" && t.action == RowAction::Delete)
+        .unwrap();
+    assert_eq!(
+        receipts_deleted.keys,
+        vec![
+            vec!["9000000001".to_string()],
+            vec!["9000000002".to_string()]
+        ]
+    );
+    // The plan never holds the subject's identifiers in clear.
+    let json = p.canonical_json().unwrap();
+    for v in [EMAIL, NAME, PHONE_DIGITS, "999-555-0987"] {
+        assert!(
+            !json.to_lowercase().contains(&v.to_lowercase()),
+            "{v} in plan"
+        );
+    }
+
+    // Another subject's discovery shares no deleted row with this one.
+    let other = Subject {
+        user_ids: vec![env.other],
+        ..Subject::default()
+    };
+    let od = discover(&env.pluto.pool, &env.map, &env.catalog, &other)
+        .await
+        .unwrap();
+    assert_eq!(od.user_ids, vec![env.other]);
+    for t in d.tables.iter().filter(|t| t.action == RowAction::Delete) {
+        for o in od.tables.iter().filter(|o| o.table == t.table) {
+            assert!(
+                t.keys.iter().all(|k| !o.keys.contains(k)),
+                "{} rows shared between two subjects",
+                t.table
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn plan_hash_is_stable_and_follows_the_data() {
+    let env = setup("er_hash").await;
+    let s = subject();
+    let a = plan(
+        &discover(&env.pluto.pool, &env.map, &env.catalog, &s)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let b = plan(
+        &discover(&env.pluto.pool, &env.map, &env.catalog, &s)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.sha256.len(), 64);
+    assert_eq!(a.canonical_json().unwrap(), b.canonical_json().unwrap());
+
+    // Approve, then the data changes: execution refuses and shows why.
+    let id = new_request(&env, &s, "alice").await;
+    store_plan(&env.console.pool, id, &a).await.unwrap();
+    approve(&env.console.pool, id, "bob", &a.sha256)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO trip_points VALUES (9000000001, 4, (SELECT business_id FROM trips WHERE id = 9000000001), now(), 1.0, 2.0)")
+        .execute(&env.pluto.pool)
+        .await
+        .unwrap();
+    let before = snapshot(&env.pluto.pool).await;
+    let out = execute(
+        &env.pluto.pool,
+        &env.console.pool,
+        &env.map,
+        &env.catalog,
+        KEY,
+        id,
+        &s,
+        "carol",
+    )
+    .await
+    .unwrap();
+    match out {
+        ExecuteOutcome::PlanChanged {
+            approved_sha256,
+            new_plan,
+            differences,
+        } => {
+            assert_eq!(approved_sha256, a.sha256);
+            assert_ne!(new_plan.sha256, a.sha256);
+            assert_eq!(differences, vec!["trip_points (delete): 5 -> 6 rows"]);
+        }
+        other => panic!("executed despite a changed plan: {other:?}"),
+    }
+    assert_eq!(snapshot(&env.pluto.pool).await, before, "nothing changed");
+    let r = get_request(&env.console.pool, id).await.unwrap();
+    assert_eq!(r.state, "planned");
+    assert_eq!(r.approved_by, None);
+}
+
+#[tokio::test]
+async fn the_creator_cannot_approve_their_own_request() {
+    let env = setup("er_officer").await;
+    let s = subject();
+    let id = new_request(&env, &s, "alice").await;
+    let p = plan(
+        &discover(&env.pluto.pool, &env.map, &env.catalog, &s)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    store_plan(&env.console.pool, id, &p).await.unwrap();
+    let err = approve(&env.console.pool, id, "alice", &p.sha256)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err}");
+    // The database refuses it too.
+    let db = sqlx::query(
+        "UPDATE erasure_requests SET approved_by = created_by, state = 'approved' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&env.console.pool)
+    .await;
+    assert!(db.is_err());
+    // A stale hash is refused; the right officer and hash are accepted.
+    let stale = approve(&env.console.pool, id, "bob", &"0".repeat(64))
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, Error::Conflict(_)), "{stale}");
+    approve(&env.console.pool, id, "bob", &p.sha256)
+        .await
+        .unwrap();
+    let r = get_request(&env.console.pool, id).await.unwrap();
+    assert_eq!(r.state, "approved");
+    assert_eq!(r.approved_by.as_deref(), Some("bob"));
+    assert_eq!((r.due_at - r.received_at).num_days(), 30);
+    // No identifier in clear in the console database.
+    let row: String = sqlx::query_scalar("SELECT t::text FROM erasure_requests t WHERE id = $1")
+        .bind(id)
+        .fetch_one(&env.console.pool)
+        .await
+        .unwrap();
+    assert!(!row.to_lowercase().contains(EMAIL), "{row}");
+    assert!(!row.contains(PHONE_DIGITS), "{row}");
+}
+
+#[tokio::test]
+async fn execute_erases_completely_and_touches_nobody_else_and_twice_is_harmless() {
+    let env = setup("er_exec").await;
+    let before = snapshot(&env.pluto.pool).await;
+    assert!(!scan_for_subject(&env.pluto.pool).await.is_empty());
+
+    let out = erase(&env, &subject()).await;
+    let ExecuteOutcome::Done(report) = out else {
+        panic!("not executed: {out:?}");
+    };
+    assert_eq!(report.rows_deleted, 12);
+    assert_eq!(report.external_enqueued, 3);
+
+    // Completeness: nothing of the subject left in any text/JSON column.
+    assert_eq!(
+        scan_for_subject(&env.pluto.pool).await,
+        Vec::<String>::new()
+    );
+
+    // Retained rows are still there, pseudonymised, amounts kept.
+    let pay = sqlx::query(
+        "SELECT tax_id, bank_account, gross_cents FROM payroll_entries WHERE id = 9000000001",
+    )
+    .fetch_one(&env.pluto.pool)
+    .await
+    .unwrap();
+    assert!(pay.get::<String, _>(0).starts_with("erased:"));
+    assert!(pay.get::<String, _>(1).starts_with("erased:"));
+    assert_eq!(pay.get::<i64, _>(2), 300000);
+    let u = sqlx::query("SELECT email, full_name, phone, phone_digits FROM users WHERE id = $1")
+        .bind(env.user)
+        .fetch_one(&env.pluto.pool)
+        .await
+        .unwrap();
+    assert!(u.get::<String, _>(0).starts_with("erased:"));
+    assert!(u.get::<String, _>(1).starts_with("erased:"));
+    assert_eq!(u.get::<Option<String>, _>(2), None);
+    assert_eq!(u.get::<String, _>(3), "");
+
+    // Everybody else's rows are byte-for-byte unchanged: every row that
+    // changed or went is one of the subject's, or mentioned them.
+    let after = snapshot(&env.pluto.pool).await;
+    let ours = [
+        env.user.to_string(),
+        env.connection.to_string(),
+        env.account.to_string(),
+        "(9000000".to_string(),
+    ];
+    let mut changed = 0;
+    for (t, rows) in &before {
+        let now = &after[t];
+        for r in rows.iter().filter(|r| !now.contains(r)) {
+            assert!(
+                ours.iter().any(|o| r.contains(o.as_str())),
+                "{t}: {r} changed"
+            );
+            changed += 1;
+        }
+    }
+    // 12 deleted + 6 pseudonymised/redacted (users, payroll, invoices,
+    // transactions, receipt 3, shift 2; bank rows have no personal text).
+    assert_eq!(changed, 18);
+
+    // Console side: queue and ledger written, request done.
+    let queued: Vec<(String, String)> = sqlx::query_as(
+        "SELECT system, object FROM erasure_external_queue WHERE state = 'pending' ORDER BY 1, 2",
+    )
+    .fetch_all(&env.console.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        queued,
+        vec![
+            ("plaid".into(), "item-erasure-test-1".into()),
+            ("receipts_bucket".into(), "receipts/erasure-1.jpg".into()),
+            ("receipts_bucket".into(), "receipts/erasure-2.jpg".into()),
+        ]
+    );
+    let ledger: Vec<Uuid> = sqlx::query_scalar("SELECT unnest(user_ids) FROM erasure_ledger")
+        .fetch_all(&env.console.pool)
+        .await
+        .unwrap();
+    assert_eq!(ledger, vec![env.user]);
+    let ledger_text: String =
+        sqlx::query_scalar("SELECT string_agg(t::text, ' ') FROM erasure_ledger t")
+            .fetch_one(&env.console.pool)
+            .await
+            .unwrap();
+    assert!(!ledger_text.to_lowercase().contains(EMAIL));
+    assert!(!ledger_text.contains(PHONE_DIGITS));
+    let state: String = sqlx::query_scalar("SELECT state FROM erasure_requests")
+        .fetch_one(&env.console.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "done");
+
+    // Erasing the same person again (also by user id) is harmless.
+    let settled = snapshot(&env.pluto.pool).await;
+    let again = erase(&env, &subject()).await;
+    assert_eq!(again, ExecuteOutcome::Done(Default::default()));
+    let by_id = Subject {
+        user_ids: vec![env.user],
+        ..subject()
+    };
+    let ExecuteOutcome::Done(third) = erase(&env, &by_id).await else {
+        panic!("third erasure not executed");
+    };
+    assert_eq!(third.rows_deleted, 0);
+    let last = snapshot(&env.pluto.pool).await;
+    for (t, rows) in &settled {
+        assert_eq!(rows.len(), last[t].len(), "{t} row count changed");
+    }
+    assert_eq!(
+        scan_for_subject(&env.pluto.pool).await,
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn a_subject_that_matches_nothing_gives_an_empty_plan() {
+    let env = setup("er_empty").await;
+    let s = Subject {
+        emails: vec!["nobody@nowhere.invalid".into()],
+        phones: vec!["+1 000-555-0000".into()],
+        user_ids: vec![Uuid::new_v4()],
+    };
+    let d = discover(&env.pluto.pool, &env.map, &env.catalog, &s)
+        .await
+        .unwrap();
+    assert!(d.user_ids.is_empty());
+    let p = plan(&d).unwrap();
+    assert!(p.is_empty(), "{p:?}");
+    let before = snapshot(&env.pluto.pool).await;
+    assert_eq!(
+        erase(&env, &s).await,
+        ExecuteOutcome::Done(Default::default())
+    );
+    assert_eq!(snapshot(&env.pluto.pool).await, before);
+}
+
+#[tokio::test]
+async fn an_injected_failure_leaves_pluto_unchanged() {
+    let env = setup("er_fail").await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION erasure_test_fail() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+         CREATE TRIGGER erasure_test_fail BEFORE DELETE ON trips
+           FOR EACH ROW EXECUTE FUNCTION erasure_test_fail();",
+    )
+    .execute(&env.pluto.pool)
+    .await
+    .unwrap();
+    let s = subject();
+    let before = snapshot(&env.pluto.pool).await;
+    let id = new_request(&env, &s, "alice").await;
+    let p = plan(
+        &discover(&env.pluto.pool, &env.map, &env.catalog, &s)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    store_plan(&env.console.pool, id, &p).await.unwrap();
+    approve(&env.console.pool, id, "bob", &p.sha256)
+        .await
+        .unwrap();
+    let err = execute(
+        &env.pluto.pool,
+        &env.console.pool,
+        &env.map,
+        &env.catalog,
+        KEY,
+        id,
+        &s,
+        "carol",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    // trip_points (children) were deleted before trips inside the
+    // transaction; all of it is rolled back.
+    assert_eq!(snapshot(&env.pluto.pool).await, before);
+    let r = get_request(&env.console.pool, id).await.unwrap();
+    assert_eq!(r.state, "failed");
+    assert!(r.failure.unwrap_or_default().contains("injected failure"));
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM erasure_external_queue")
+        .fetch_one(&env.console.pool)
+        .await
+        .unwrap();
+    let ledger: i64 = sqlx::query_scalar("SELECT count(*) FROM erasure_ledger")
+        .fetch_one(&env.console.pool)
+        .await
+        .unwrap();
+    assert_eq!((queued, ledger), (0, 0));
+
+    // Once the cause is gone, the failed request is planned, approved and
+    // executed again.
+    sqlx::raw_sql("DROP TRIGGER erasure_test_fail ON trips")
+        .execute(&env.pluto.pool)
+        .await
+        .unwrap();
+    store_plan(&env.console.pool, id, &p).await.unwrap();
+    approve(&env.console.pool, id, "bob", &p.sha256)
+        .await
+        .unwrap();
+    let out = execute(
+        &env.pluto.pool,
+        &env.console.pool,
+        &env.map,
+        &env.catalog,
+        KEY,
+        id,
+        &s,
+        "carol",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(out, ExecuteOutcome::Done(_)), "{out:?}");
+    assert_eq!(
+        scan_for_subject(&env.pluto.pool).await,
+        Vec::<String>::new()
+    );
+    let r = get_request(&env.console.pool, id).await.unwrap();
+    assert_eq!((r.state.as_str(), r.failure), ("done", None));
+}
+
+#[tokio::test]
+async fn wrong_identifiers_cannot_execute_a_request() {
+    let env = setup("er_ident").await;
+    let s = subject();
+    let id = new_request(&env, &s, "alice").await;
+    let p = plan(
+        &discover(&env.pluto.pool, &env.map, &env.catalog, &s)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    store_plan(&env.console.pool, id, &p).await.unwrap();
+    approve(&env.console.pool, id, "bob", &p.sha256)
+        .await
+        .unwrap();
+    let wrong = Subject {
+        emails: vec!["someone.else@example.test".into()],
+        ..Subject::default()
+    };
+    let err = execute(
+        &env.pluto.pool,
+        &env.console.pool,
+        &env.map,
+        &env.catalog,
+        KEY,
+        id,
+        &wrong,
+        "carol",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert_eq!(
+        get_request(&env.console.pool, id).await.unwrap().state,
+        "approved"
+    );
+}
