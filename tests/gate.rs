@@ -16,6 +16,7 @@ use charon::core::admin::Enrolment;
 use charon::core::audit::{self, AuditFilter, AuditKey, ExportDest, ExportFormat, Outcome};
 use charon::core::config::Config;
 use charon::core::console::{Console, allowed};
+use charon::core::erasure::{Regime, Subject};
 use charon::core::mfa::otp::{self, AesKey, OtpToken, PrivateId};
 use charon::core::secrets::MasterKey;
 use charon::core::session::{Role, Session};
@@ -247,6 +248,34 @@ fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
             kind: records::Kind::Receipts,
             id: records::Pk::Int(1),
         },
+        ActionKind::ErasureCreate => Action::ErasureCreate {
+            subject: sample_subject(),
+            ticket: "T-1".into(),
+            regime: Regime::Gdpr,
+            note: String::new(),
+        },
+        ActionKind::ErasurePlan => Action::ErasurePlan {
+            request: Uuid::new_v4(),
+            subject: sample_subject(),
+        },
+        ActionKind::ErasureApprove => Action::ErasureApprove {
+            request: Uuid::new_v4(),
+            plan_sha256: "00".into(),
+        },
+        ActionKind::ErasureExecute => Action::ErasureExecute {
+            request: Uuid::new_v4(),
+            subject: sample_subject(),
+        },
+        ActionKind::ErasureShow => Action::ErasureShow {
+            request: Uuid::new_v4(),
+        },
+    }
+}
+
+fn sample_subject() -> Subject {
+    Subject {
+        emails: vec!["nobody@example.test".into()],
+        ..Subject::default()
     }
 }
 

@@ -10,6 +10,7 @@ use crate::core::audit::{
     AuditFilter, AuditPage, AuditRecord, Checkpoint, ExportDest, ExportFormat, Verdict,
 };
 use crate::core::console::{ConsoleInfo, GateStatus};
+use crate::core::erasure::{ErasureRequest, ExecuteOutcome, Plan, Regime, Subject};
 use crate::core::records;
 use crate::core::session::Role;
 use crate::core::tenants::{TenantDetail, TenantHit};
@@ -198,6 +199,33 @@ pub enum Action {
     AuditCheckpoint {
         path: std::path::PathBuf,
     },
+    /// Open a data-subject erasure request (compliance). The console keeps
+    /// only keyed hashes of the identifiers; `Debug` of a [`Subject`] masks.
+    ErasureCreate {
+        subject: Subject,
+        ticket: String,
+        regime: Regime,
+        note: String,
+    },
+    /// Discover everything that belongs to the subject and store the plan.
+    ErasurePlan {
+        request: Uuid,
+        subject: Subject,
+    },
+    /// Approve the plan with this SHA-256 (step-up; not its creator).
+    ErasureApprove {
+        request: Uuid,
+        plan_sha256: String,
+    },
+    /// Execute the approved plan (step-up); a changed plan needs a new approval.
+    ErasureExecute {
+        request: Uuid,
+        subject: Subject,
+    },
+    /// One request's state.
+    ErasureShow {
+        request: Uuid,
+    },
 }
 
 /// The stable kind of an action: its name in logs, permissions and audit
@@ -234,12 +262,17 @@ pub enum ActionKind {
     AuditVerify,
     AuditExport,
     AuditCheckpoint,
+    ErasureCreate,
+    ErasurePlan,
+    ErasureApprove,
+    ErasureExecute,
+    ErasureShow,
 }
 
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 30] = [
+    pub const ALL: [ActionKind; 35] = [
         ActionKind::RedactSweepPreview,
         ActionKind::RedactSweepApply,
         ActionKind::Reveal,
@@ -270,6 +303,11 @@ impl ActionKind {
         ActionKind::AuditVerify,
         ActionKind::AuditExport,
         ActionKind::AuditCheckpoint,
+        ActionKind::ErasureCreate,
+        ActionKind::ErasurePlan,
+        ActionKind::ErasureApprove,
+        ActionKind::ErasureExecute,
+        ActionKind::ErasureShow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -304,6 +342,11 @@ impl ActionKind {
             ActionKind::AuditVerify => "audit.verify",
             ActionKind::AuditExport => "audit.export",
             ActionKind::AuditCheckpoint => "audit.checkpoint",
+            ActionKind::ErasureCreate => "erasure.create",
+            ActionKind::ErasurePlan => "erasure.plan",
+            ActionKind::ErasureApprove => "erasure.approve",
+            ActionKind::ErasureExecute => "erasure.execute",
+            ActionKind::ErasureShow => "erasure.show",
         }
     }
 
@@ -345,6 +388,11 @@ impl Action {
             Action::AuditVerify { .. } => ActionKind::AuditVerify,
             Action::AuditExport { .. } => ActionKind::AuditExport,
             Action::AuditCheckpoint { .. } => ActionKind::AuditCheckpoint,
+            Action::ErasureCreate { .. } => ActionKind::ErasureCreate,
+            Action::ErasurePlan { .. } => ActionKind::ErasurePlan,
+            Action::ErasureApprove { .. } => ActionKind::ErasureApprove,
+            Action::ErasureExecute { .. } => ActionKind::ErasureExecute,
+            Action::ErasureShow { .. } => ActionKind::ErasureShow,
         }
     }
 
@@ -380,6 +428,12 @@ impl Action {
             | Action::AuditVerify { .. }
             | Action::AuditExport { .. }
             | Action::AuditCheckpoint { .. } => None,
+            // A subject may be in several tenants: an erasure concerns none in particular.
+            Action::ErasureCreate { .. }
+            | Action::ErasurePlan { .. }
+            | Action::ErasureApprove { .. }
+            | Action::ErasureExecute { .. }
+            | Action::ErasureShow { .. } => None,
         }
     }
 }
@@ -428,4 +482,14 @@ pub enum Reply {
         entries: u64,
     },
     AuditCheckpoint(Checkpoint),
+    ErasureCreated(Uuid),
+    ErasurePlanned(Box<Plan>),
+    ErasureApproved {
+        request: Uuid,
+        plan_sha256: String,
+    },
+    /// Done, or the plan changed since approval (the new plan is stored and
+    /// needs a new approval; nothing was changed).
+    ErasureExecuted(Box<ExecuteOutcome>),
+    ErasureRequest(Box<ErasureRequest>),
 }

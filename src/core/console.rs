@@ -32,7 +32,7 @@ use crate::core::mfa::software::SoftwareKey;
 use crate::core::mfa::{Secret, StepUpProof};
 use crate::core::records;
 use crate::core::session::{Role, Session};
-use crate::core::{Error, Result, db, tenants};
+use crate::core::{Error, Result, db, erasure, tenants};
 use crate::core::{keys, operators};
 
 /// What the front ends show about the connection (status bar).
@@ -122,6 +122,8 @@ pub fn needs_step_up(kind: ActionKind) -> bool {
         ActionKind::Reveal
             | ActionKind::RedactApply
             | ActionKind::RedactSweepApply
+            | ActionKind::ErasureApprove
+            | ActionKind::ErasureExecute
             | ActionKind::OperatorList
             | ActionKind::OperatorAdd
             | ActionKind::OperatorSetRole
@@ -177,6 +179,12 @@ pub fn allowed(role: Role, kind: ActionKind) -> bool {
         | ActionKind::RedactApply
         | ActionKind::RedactSweepPreview
         | ActionKind::RedactSweepApply => role == Role::Compliance,
+        // Data-subject erasure: compliance officers only.
+        ActionKind::ErasureCreate
+        | ActionKind::ErasurePlan
+        | ActionKind::ErasureApprove
+        | ActionKind::ErasureExecute
+        | ActionKind::ErasureShow => role == Role::Compliance,
         // Tenant records, masked: the roles that look at customer data.
         ActionKind::RecordsList | ActionKind::RecordShow | ActionKind::TripRoute => {
             matches!(role, Role::Support | Role::Compliance | Role::Auditor)
@@ -368,6 +376,21 @@ impl Console {
                 }
                 None
             }
+            Ok(Reply::ErasureExecuted(o)) => match o.as_ref() {
+                crate::core::erasure::ExecuteOutcome::PlanChanged {
+                    approved_sha256,
+                    new_plan,
+                    differences,
+                } => Some((
+                    "plan_changed".to_string(),
+                    serde_json::json!({
+                        "approved_sha256": approved_sha256,
+                        "new_plan_sha256": new_plan.sha256,
+                        "differences": differences,
+                    }),
+                )),
+                crate::core::erasure::ExecuteOutcome::Done(_) => None,
+            },
             Ok(_) => None,
             Err(e) => Some((e.audit_code(), serde_json::json!({}))),
         };
@@ -466,6 +489,12 @@ impl Console {
             }
         }
         (role, None)
+    }
+
+    /// The key of the keyed hashes of erasure subjects' identifiers: derived
+    /// from the audit key, never stored.
+    fn erasure_key(&self) -> [u8; 32] {
+        self.audit.key.mac(b"charon-erasure-subject-key-v1")
     }
 
     /// The data map and the live catalog it was validated against.
@@ -849,6 +878,39 @@ impl Console {
             Action::AuditCheckpoint { .. } => {
                 e.target_table = Some("audit_head".into());
             }
+            // Never an identifier: only how many were given.
+            Action::ErasureCreate {
+                subject,
+                ticket,
+                regime,
+                ..
+            } => {
+                e.target_table = Some("erasure_requests".into());
+                e.reason = Some(ticket.clone());
+                e.details = serde_json::json!({
+                    "ticket": ticket,
+                    "regime": regime.name(),
+                    "identifiers": identifier_counts(subject),
+                });
+            }
+            Action::ErasurePlan { request, subject }
+            | Action::ErasureExecute { request, subject } => {
+                e.target_table = Some("erasure_requests".into());
+                e.target_pk = Some(request.to_string());
+                e.details = serde_json::json!({ "identifiers": identifier_counts(subject) });
+            }
+            Action::ErasureApprove {
+                request,
+                plan_sha256,
+            } => {
+                e.target_table = Some("erasure_requests".into());
+                e.target_pk = Some(request.to_string());
+                e.details = serde_json::json!({ "plan_sha256": plan_sha256 });
+            }
+            Action::ErasureShow { request } => {
+                e.target_table = Some("erasure_requests".into());
+                e.target_pk = Some(request.to_string());
+            }
         }
         e
     }
@@ -1176,8 +1238,81 @@ impl Console {
                 cp.write(&path)?;
                 Ok(Reply::AuditCheckpoint(cp))
             }
+            Action::ErasureCreate {
+                subject,
+                ticket,
+                regime,
+                note,
+            } => {
+                let key = self.erasure_key();
+                let id = erasure::create_request(
+                    &self.console,
+                    &key,
+                    &erasure::NewRequest {
+                        subject: &subject,
+                        ticket,
+                        regime,
+                        note,
+                        received_at: chrono::Utc::now(),
+                        created_by: self.session().operator,
+                    },
+                )
+                .await?;
+                Ok(Reply::ErasureCreated(id))
+            }
+            Action::ErasurePlan { request, subject } => {
+                let key = self.erasure_key();
+                erasure::check_subject(&self.console, &key, request, &subject).await?;
+                let (map, catalog) = self.datamap().await?;
+                let found = erasure::discover(&self.pluto_read, map, catalog, &subject).await?;
+                let plan = erasure::plan(&found)?;
+                erasure::store_plan(&self.console, request, &plan).await?;
+                Ok(Reply::ErasurePlanned(Box::new(plan)))
+            }
+            Action::ErasureApprove {
+                request,
+                plan_sha256,
+            } => {
+                let operator = self.session().operator;
+                erasure::approve(&self.console, request, &operator, &plan_sha256).await?;
+                Ok(Reply::ErasureApproved {
+                    request,
+                    plan_sha256,
+                })
+            }
+            Action::ErasureExecute { request, subject } => {
+                let key = self.erasure_key();
+                let (map, catalog) = self.datamap().await?;
+                let operator = self.session().operator;
+                let outcome = erasure::execute(
+                    &self.pluto_write,
+                    &self.console,
+                    map,
+                    catalog,
+                    &key,
+                    request,
+                    &subject,
+                    &operator,
+                )
+                .await?;
+                Ok(Reply::ErasureExecuted(Box::new(outcome)))
+            }
+            Action::ErasureShow { request } => Ok(Reply::ErasureRequest(Box::new(
+                erasure::get_request(&self.console, request).await?,
+            ))),
         }
     }
+}
+
+/// How many identifiers of each kind a subject has (what audit entries
+/// record instead of the identifiers).
+fn identifier_counts(subject: &erasure::Subject) -> serde_json::Value {
+    let n = subject.normalized();
+    serde_json::json!({
+        "emails": n.emails.len(),
+        "phones": n.phones.len(),
+        "user_ids": n.user_ids.len(),
+    })
 }
 
 fn done(what: String) -> Reply {

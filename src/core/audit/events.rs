@@ -44,6 +44,11 @@ pub fn base_code(kind: ActionKind) -> &'static str {
         ActionKind::AuditVerify => "CH5003",
         ActionKind::AuditExport => "CH5004",
         ActionKind::AuditCheckpoint => "CH5005",
+        ActionKind::ErasureCreate => "CH4001",
+        ActionKind::ErasurePlan => "CH4002",
+        ActionKind::ErasureApprove => "CH4003",
+        ActionKind::ErasureExecute => "CH4004",
+        ActionKind::ErasureShow => "CH4005",
     }
 }
 

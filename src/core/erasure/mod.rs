@@ -6,8 +6,8 @@
 pub mod store;
 
 pub use store::{
-    ErasureRequest, ExecuteOutcome, ExecuteReport, NewRequest, Regime, approve, create_request,
-    execute, get_request, store_plan,
+    ErasureRequest, ExecuteOutcome, ExecuteReport, NewRequest, Regime, approve, check_subject,
+    create_request, execute, get_request, store_plan,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,11 +21,19 @@ use crate::core::datamap::{Catalog, Category, DataMap, KeyPath, RowErasure, Subj
 use crate::core::{Error, Result, detect, mask};
 
 /// The person a request is about: several identifiers may be given.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `Debug` prints only the masked reference (actions are logged and signed
+/// through their `Debug`; an identifier must never reach an audit entry).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Subject {
     pub emails: Vec<String>,
     pub phones: Vec<String>,
     pub user_ids: Vec<Uuid>,
+}
+
+impl std::fmt::Debug for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Subject({})", self.masked_ref())
+    }
 }
 
 impl Subject {
@@ -774,6 +782,26 @@ pub async fn discover_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_a_subject_never_shows_an_identifier() {
+        let s = Subject {
+            emails: vec!["Jane.Doe@Example.com".into()],
+            phones: vec!["+1 555-010-1234".into()],
+            user_ids: vec![Uuid::nil()],
+        };
+        let d = format!("{s:?}");
+        for leak in [
+            "jane.doe",
+            "Jane.Doe",
+            "example.com",
+            "5550101234",
+            "555-010",
+        ] {
+            assert!(!d.contains(leak), "{d}");
+        }
+        assert!(d.starts_with("Subject("), "{d}");
+    }
 
     #[test]
     fn redacts_only_the_subjects_values() {

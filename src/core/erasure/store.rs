@@ -155,6 +155,30 @@ pub async fn get_request(console: &PgPool, id: Uuid) -> Result<ErasureRequest> {
     })
 }
 
+/// Refuses identifiers other than the ones the request was created with
+/// (compared by their keyed hashes).
+pub async fn check_subject(
+    console: &PgPool,
+    key: &[u8],
+    id: Uuid,
+    subject: &Subject,
+) -> Result<()> {
+    let stored: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT subject_hashes FROM erasure_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(console)
+            .await?;
+    let Some(stored) = stored else {
+        return Err(Error::NotFound(format!("erasure request {id}")));
+    };
+    if stored != serde_json::Value::from(subject_hashes(key, subject)?) {
+        return Err(Error::InvalidInput(
+            "these identifiers are not the ones the request was created with".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Stores a plan (state `planned`); any earlier approval is dropped.
 pub async fn store_plan(console: &PgPool, id: Uuid, plan: &Plan) -> Result<()> {
     let done = sqlx::query(
@@ -251,16 +275,7 @@ pub async fn execute(
     executor: &str,
 ) -> Result<ExecuteOutcome> {
     let r = get_request(console, id).await?;
-    let stored: serde_json::Value =
-        sqlx::query_scalar("SELECT subject_hashes FROM erasure_requests WHERE id = $1")
-            .bind(id)
-            .fetch_one(console)
-            .await?;
-    if stored != serde_json::Value::from(subject_hashes(key, subject)?) {
-        return Err(Error::InvalidInput(
-            "these identifiers are not the ones the request was created with".into(),
-        ));
-    }
+    check_subject(console, key, id, subject).await?;
     if r.state != "approved" {
         return Err(Error::Conflict(format!(
             "the request is {}, not approved",
