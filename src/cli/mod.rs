@@ -7,6 +7,7 @@ pub mod audit;
 mod bench;
 mod datamap;
 mod demo;
+mod erasure;
 mod output;
 pub mod records;
 mod session;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Look up tenants.
     #[command(subcommand)]
     Tenants(tenants::TenantsCommand),
+    /// Data-subject erasure requests (compliance): create, plan, approve, execute, show.
+    #[command(subcommand)]
+    Erasure(erasure::ErasureCommand),
     /// Apply the console database's migrations.
     Migrate,
     /// The data map: which Pluto columns hold personal data.
@@ -185,6 +189,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Erasure(cmd) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let console = session::open(&config, factor).await?;
+            erasure::run(&console, cmd, factor).await
+        }
         Command::Records(cmd) => {
             let config = Config::load(cli.config.as_deref())?;
             let console = session::open(&config, factor).await?;
