@@ -94,12 +94,51 @@ pub struct Console {
     /// The data map, validated against the live Pluto catalog on first use.
     datamap: Arc<tokio::sync::OnceCell<(DataMap, Catalog)>>,
     /// Redaction previews of this session, applied by token.
-    previews: Arc<Mutex<std::collections::HashMap<Uuid, records::Preview>>>,
-    sweeps: Arc<Mutex<std::collections::HashMap<Uuid, records::BulkPreview>>>,
+    previews: Pending<records::Preview>,
+    sweeps: Pending<records::BulkPreview>,
     /// `[records] support_may_redact`.
     support_may_redact: bool,
     /// Demo only: one in-memory software key per demo operator role.
     demo_keys: Arc<Vec<(Role, SoftwareKey)>>,
+}
+
+/// Previews of this session, applied later by token: an apply takes exactly
+/// what the operator saw, once.
+struct Pending<T>(Arc<Mutex<std::collections::HashMap<Uuid, T>>>);
+
+impl<T> Clone for Pending<T> {
+    fn clone(&self) -> Self {
+        Pending(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Pending(Arc::new(Mutex::new(std::collections::HashMap::new())))
+    }
+}
+
+impl<T: Clone> Pending<T> {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, T>> {
+        // Inserts and removals cannot leave the map half-written.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn keep(&self, value: T) -> Uuid {
+        let token = Uuid::new_v4();
+        self.map().insert(token, value);
+        token
+    }
+
+    fn peek(&self, token: &Uuid) -> Option<T> {
+        self.map().get(token).cloned()
+    }
+
+    fn take(&self, token: &Uuid, what: &str) -> Result<T> {
+        self.map().remove(token).ok_or_else(|| {
+            Error::NotFound(format!("no such {what} in this session (preview again)"))
+        })
+    }
 }
 
 /// Actions that may run before the MFA gate is passed. (Bootstrap works
@@ -272,8 +311,8 @@ impl Console {
             idle: config.timeouts.idle,
             demo_keys: Arc::new(demo_keys),
             datamap: Arc::new(tokio::sync::OnceCell::new()),
-            previews: Arc::new(Mutex::new(std::collections::HashMap::new())),
-            sweeps: Arc::new(Mutex::new(std::collections::HashMap::new())),
+            previews: Pending::default(),
+            sweeps: Pending::default(),
             support_may_redact: config.records.support_may_redact,
         })
     }
@@ -495,6 +534,12 @@ impl Console {
     /// from the audit key, never stored.
     fn erasure_key(&self) -> [u8; 32] {
         self.audit.key.mac(b"charon-erasure-subject-key-v1")
+    }
+
+    /// The key of the hashes the console keeps of redacted values: derived
+    /// from the audit key, never stored.
+    fn redaction_key(&self) -> [u8; 32] {
+        self.audit.key.mac(b"charon-redaction-hash-key-v1")
     }
 
     /// The data map and the live catalog it was validated against.
@@ -759,8 +804,7 @@ impl Console {
             Action::RedactSweepApply { preview, reason } => {
                 e.reason = Some(reason.clone());
                 e.details = serde_json::json!({ "preview": preview.to_string() });
-                let sweeps = self.sweeps.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(p) = sweeps.get(preview) {
+                if let Some(p) = self.sweeps.peek(preview) {
                     e.tenant_id = Some(p.tenant);
                     e.target_columns = p
                         .columns
@@ -778,8 +822,7 @@ impl Console {
             Action::RedactApply { preview, reason } => {
                 e.reason = Some(reason.clone());
                 e.details = serde_json::json!({ "preview": preview.to_string() });
-                let previews = self.previews.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(p) = previews.get(preview) {
+                if let Some(p) = self.previews.peek(preview) {
                     e.tenant_id = Some(p.tenant);
                     e.target_table = Some(p.kind.table().to_string());
                     e.target_pk = Some(p.id.to_string());
@@ -971,29 +1014,16 @@ impl Console {
                     how,
                 )
                 .await?;
-                let token = Uuid::new_v4();
-                self.previews
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(token, preview.clone());
+                let token = self.previews.keep(preview.clone());
                 Ok(Reply::RedactionPreview {
                     token,
                     preview: Box::new(preview),
                 })
             }
             Action::RedactApply { preview, reason } => {
-                let Some(p) = self
-                    .previews
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&preview)
-                else {
-                    return Err(Error::NotFound(
-                        "no such redaction preview in this session (preview again)".into(),
-                    ));
-                };
+                let p = self.previews.take(&preview, "redaction preview")?;
                 let (map, catalog) = self.datamap().await?;
-                let key = self.audit.key.mac(b"charon-redaction-hash-key-v1");
+                let key = self.redaction_key();
                 let operator = self.session().operator;
                 let applied = records::apply_redaction(
                     &self.pluto_write,
@@ -1018,29 +1048,16 @@ impl Console {
                     detector,
                 )
                 .await?;
-                let token = Uuid::new_v4();
-                self.sweeps
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(token, preview.clone());
+                let token = self.sweeps.keep(preview.clone());
                 Ok(Reply::SweepPreview {
                     token,
                     preview: Box::new(preview),
                 })
             }
             Action::RedactSweepApply { preview, reason } => {
-                let Some(p) = self
-                    .sweeps
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&preview)
-                else {
-                    return Err(Error::NotFound(
-                        "no such sweep preview in this session (preview again)".into(),
-                    ));
-                };
+                let p = self.sweeps.take(&preview, "sweep preview")?;
                 let (map, catalog) = self.datamap().await?;
-                let key = self.audit.key.mac(b"charon-redaction-hash-key-v1");
+                let key = self.redaction_key();
                 let operator = self.session().operator;
                 Ok(Reply::Redacted(
                     records::apply_detector_redaction(
