@@ -314,18 +314,39 @@ async fn redact_all(
         "total: {} field(s), {} match(es)",
         preview.fields, preview.matches
     ));
-    if preview.matches == 0 {
-        eprintln!("charon: nothing to redact");
-        return Ok(1);
-    }
-    if !confirmed(args.yes, "apply these permanent redactions?")? {
-        eprintln!("charon: not applied");
-        return Ok(1);
-    }
     let apply = Action::RedactSweepApply {
         preview: token,
         reason: args.reason.clone(),
     };
+    confirm_and_apply(
+        console,
+        preview.matches,
+        args.yes,
+        "apply these permanent redactions?",
+        apply,
+        factor,
+    )
+    .await
+}
+
+/// The common end of a redaction: nothing to do, not confirmed, or applied
+/// (with its step-up) and reported.
+async fn confirm_and_apply(
+    console: &Console,
+    matches: u64,
+    yes: bool,
+    question: &str,
+    apply: Action,
+    factor: Factor,
+) -> anyhow::Result<i32> {
+    if matches == 0 {
+        eprintln!("charon: nothing to redact");
+        return Ok(1);
+    }
+    if !confirmed(yes, question)? {
+        eprintln!("charon: not applied");
+        return Ok(1);
+    }
     let Reply::Redacted(done) = dispatch_stepped(console, apply, factor).await? else {
         anyhow::bail!("unexpected reply to a redaction");
     };
@@ -361,26 +382,19 @@ async fn redact(console: &Console, args: &RedactArgs, factor: Factor) -> anyhow:
         preview.after.as_deref().unwrap_or("NULL")
     ));
     output::line(&format!("matches: {}", preview.matches));
-    if preview.matches == 0 {
-        eprintln!("charon: nothing to redact");
-        return Ok(1);
-    }
-    if !confirmed(args.yes, "apply this permanent redaction?")? {
-        eprintln!("charon: not applied");
-        return Ok(1);
-    }
     let apply = Action::RedactApply {
         preview: token,
         reason: f.reason.clone(),
     };
-    let Reply::Redacted(done) = dispatch_stepped(console, apply, factor).await? else {
-        anyhow::bail!("unexpected reply to a redaction");
-    };
-    output::line(&format!(
-        "redacted: {} field(s), {} match(es), batch {}",
-        done.fields, done.matches, done.batch_id
-    ));
-    Ok(0)
+    confirm_and_apply(
+        console,
+        preview.matches as u64,
+        args.yes,
+        "apply this permanent redaction?",
+        apply,
+        factor,
+    )
+    .await
 }
 
 /// A page as text lines (not yet sanitised): one per record, then the cursors.
