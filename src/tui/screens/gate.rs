@@ -128,29 +128,12 @@ impl GateScreen {
             }
             return vec![];
         }
+        match super::factor::on_action(&mut self.input, &mut self.piv, action) {
+            super::factor::Entry::Send(input) => return self.authenticate(input),
+            super::factor::Entry::Changed => return vec![],
+            super::factor::Entry::Other => {}
+        }
         match action {
-            Some(KeyAction::Open) if self.piv => {
-                let pin = self.input.value().to_string();
-                self.input = Input::default();
-                if pin.is_empty() {
-                    return vec![];
-                }
-                self.authenticate(GateInput::Piv { pin })
-            }
-            Some(KeyAction::Open) => {
-                let otp = self.input.value().trim().to_string();
-                self.input = Input::default();
-                if otp.is_empty() {
-                    return vec![];
-                }
-                self.authenticate(GateInput::Otp(otp))
-            }
-            Some(KeyAction::Piv) => {
-                self.piv = !self.piv;
-                self.input = Input::default();
-                vec![]
-            }
-            Some(KeyAction::Agent) => self.authenticate(GateInput::Agent),
             Some(KeyAction::Back) => {
                 self.input = Input::default();
                 vec![]

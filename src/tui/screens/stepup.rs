@@ -98,30 +98,13 @@ impl StepUpScreen {
                 _ => vec![],
             };
         }
+        match super::factor::on_action(&mut self.input, &mut self.piv, action) {
+            super::factor::Entry::Send(input) => return self.step_up(input),
+            super::factor::Entry::Changed => return vec![],
+            super::factor::Entry::Other => {}
+        }
         match action {
             Some(KeyAction::Back) => self.cancel(),
-            Some(KeyAction::Open) if self.piv => {
-                let pin = self.input.value().to_string();
-                self.input = Input::default();
-                if pin.is_empty() {
-                    return vec![];
-                }
-                self.step_up(GateInput::Piv { pin })
-            }
-            Some(KeyAction::Open) => {
-                let otp = self.input.value().trim().to_string();
-                self.input = Input::default();
-                if otp.is_empty() {
-                    return vec![];
-                }
-                self.step_up(GateInput::Otp(otp))
-            }
-            Some(KeyAction::Piv) => {
-                self.piv = !self.piv;
-                self.input = Input::default();
-                vec![]
-            }
-            Some(KeyAction::Agent) => self.step_up(GateInput::Agent),
             _ => {
                 input_key(&mut self.input, key);
                 vec![]
