@@ -138,6 +138,45 @@ impl Binary {
     }
 }
 
+/// A Yubico OTP key as the tests use it: enrolled for an operator, and the
+/// OTPs it types (the session counter counts up with `n`).
+struct TestOtpKey {
+    public_id: &'static str,
+    aes: [u8; 16],
+    private_id: [u8; 6],
+}
+
+impl TestOtpKey {
+    async fn enroll(&self, s: &Setup, master: [u8; 32], login: &str) {
+        keys::enroll_otp(
+            &s.console_db.pool,
+            &MasterKey::new(master),
+            login,
+            "key",
+            self.public_id,
+            &AesKey::new(self.aes),
+            &PrivateId::new(self.private_id),
+        )
+        .await
+        .unwrap();
+    }
+
+    fn otp(&self, n: u8) -> String {
+        otp::generate_otp(
+            self.public_id,
+            &AesKey::new(self.aes),
+            &OtpToken {
+                private_id: PrivateId::new(self.private_id),
+                usage_counter: 1,
+                timestamp: 500 + u32::from(n),
+                session_use: n,
+                random: 7,
+            },
+        )
+        .unwrap()
+    }
+}
+
 /// One concrete action of every kind.
 fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
     match kind {
@@ -481,35 +520,14 @@ async fn the_cli_reads_an_otp_from_stdin_and_refuses_a_replay() {
         .await
         .unwrap();
     let master = [7u8; 32];
-    let aes = AesKey::new([0x11; 16]);
-    let private_id = PrivateId::new([1, 2, 3, 4, 5, 6]);
-    let public_id = "cccccbhkevbl";
-    keys::enroll_otp(
-        &s.console_db.pool,
-        &MasterKey::new(master),
-        &login,
-        "ci key",
-        public_id,
-        &aes,
-        &private_id,
-    )
-    .await
-    .unwrap();
-    let bin = Binary::new(&s, master);
-    let otp = |use_: u8| {
-        otp::generate_otp(
-            public_id,
-            &aes,
-            &OtpToken {
-                private_id: PrivateId::new([1, 2, 3, 4, 5, 6]),
-                usage_counter: 3,
-                timestamp: 1000 + u32::from(use_),
-                session_use: use_,
-                random: 77,
-            },
-        )
-        .unwrap()
+    let key = TestOtpKey {
+        public_id: "cccccbhkevbl",
+        aes: [0x11; 16],
+        private_id: [1, 2, 3, 4, 5, 6],
     };
+    key.enroll(&s, master, &login).await;
+    let bin = Binary::new(&s, master);
+    let otp = |n: u8| key.otp(n);
     let run = |otp: String| bin.run(&["tenants", "search", "acme"], &format!("{otp}\n"));
     let first = otp(1);
     let (code, out, err) = run(first.clone());
@@ -540,22 +558,16 @@ async fn admin_cli_bootstrap_operators_and_keys() {
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let master = [9u8; 32];
     let public_id = "cccccbhkevbr";
-    let aes = AesKey::new([0x22; 16]);
+    // The key bootstrap enrols from the secret file above.
+    let key = TestOtpKey {
+        public_id,
+        aes: [0x22; 16],
+        private_id: [0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f],
+    };
     let mut counter = 0u8;
     let mut next_otp = || {
         counter += 1;
-        otp::generate_otp(
-            public_id,
-            &aes,
-            &OtpToken {
-                private_id: PrivateId::new([0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f]),
-                usage_counter: 1,
-                timestamp: 500 + u32::from(counter),
-                session_use: counter,
-                random: 1,
-            },
-        )
-        .unwrap()
+        key.otp(counter)
     };
     let bin = Binary::new(&s, master);
     let charon = |args: &[&str], stdin: &str| bin.run(args, stdin);
@@ -1006,34 +1018,14 @@ async fn cli_reveal_and_redact_with_an_otp() {
         .await
         .unwrap();
     let master = [5u8; 32];
-    let aes = AesKey::new([0x33; 16]);
-    let public_id = "cccccbhkevbn";
-    keys::enroll_otp(
-        &s.console_db.pool,
-        &MasterKey::new(master),
-        &login,
-        "key",
-        public_id,
-        &aes,
-        &PrivateId::new([6, 5, 4, 3, 2, 1]),
-    )
-    .await
-    .unwrap();
-    let bin = Binary::new(&s, master);
-    let otp = |n: u8| {
-        otp::generate_otp(
-            public_id,
-            &aes,
-            &OtpToken {
-                private_id: PrivateId::new([6, 5, 4, 3, 2, 1]),
-                usage_counter: 1,
-                timestamp: u32::from(n),
-                session_use: n,
-                random: 9,
-            },
-        )
-        .unwrap()
+    let key = TestOtpKey {
+        public_id: "cccccbhkevbn",
+        aes: [0x33; 16],
+        private_id: [6, 5, 4, 3, 2, 1],
     };
+    key.enroll(&s, master, &login).await;
+    let bin = Binary::new(&s, master);
+    let otp = |n: u8| key.otp(n);
     let run = |args: Vec<String>, stdin: String| bin.run(&args, &stdin);
     let field = |cmd: &str| -> Vec<String> {
         [
@@ -1085,17 +1077,13 @@ async fn five_failures_at_the_gate_lock_the_operator_and_the_log_says_so() {
     operators::add(&s.console_db.pool, "x", "lou", "Lou", Role::Support)
         .await
         .unwrap();
-    keys::enroll_otp(
-        &s.console_db.pool,
-        &MasterKey::new([1; 32]),
-        "lou",
-        "k",
-        "cccccbhkevbt",
-        &AesKey::new([0x44; 16]),
-        &PrivateId::new([1; 6]),
-    )
-    .await
-    .unwrap();
+    TestOtpKey {
+        public_id: "cccccbhkevbt",
+        aes: [0x44; 16],
+        private_id: [1; 6],
+    }
+    .enroll(&s, [1; 32], "lou")
+    .await;
     let mut config = s.config.clone();
     config.mfa.allow_software_keys = false;
     let dir = tempfile::tempdir().unwrap();
@@ -1240,34 +1228,14 @@ async fn cli_output_of_hostile_records_is_inert() {
         .await
         .unwrap();
     let master = [3u8; 32];
-    let aes = AesKey::new([0x55; 16]);
-    let public_id = "cccccbhkevbd";
-    keys::enroll_otp(
-        &s.console_db.pool,
-        &MasterKey::new(master),
-        &login,
-        "key",
-        public_id,
-        &aes,
-        &PrivateId::new([9; 6]),
-    )
-    .await
-    .unwrap();
-    let bin = Binary::new(&s, master);
-    let otp = |n: u8| {
-        otp::generate_otp(
-            public_id,
-            &aes,
-            &OtpToken {
-                private_id: PrivateId::new([9; 6]),
-                usage_counter: 1,
-                timestamp: u32::from(n),
-                session_use: n,
-                random: 3,
-            },
-        )
-        .unwrap()
+    let key = TestOtpKey {
+        public_id: "cccccbhkevbd",
+        aes: [0x55; 16],
+        private_id: [9; 6],
     };
+    key.enroll(&s, master, &login).await;
+    let bin = Binary::new(&s, master);
+    let otp = |n: u8| key.otp(n);
     let t = tenant.to_string();
     let i = id.to_string();
     let show = [
