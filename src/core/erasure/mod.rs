@@ -7,7 +7,7 @@ pub mod store;
 
 pub use store::{
     ErasureRequest, ExecuteOutcome, ExecuteReport, NewRequest, Regime, approve, check_subject,
-    create_request, execute, get_request, store_plan,
+    create_request, erase_in_database, execute, get_request, store_plan,
 };
 
 use std::collections::{BTreeMap, BTreeSet};

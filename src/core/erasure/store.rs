@@ -436,6 +436,23 @@ async fn run(
     }))
 }
 
+/// Erases a subject from a database outside any request: discovery and
+/// every change in one transaction, committed or not at all. Used to re-apply
+/// the erasure ledger to a restored backup (see `core::restore`).
+pub async fn erase_in_database(
+    pool: &PgPool,
+    map: &DataMap,
+    catalog: &Catalog,
+    subject: &Subject,
+) -> Result<ExecuteReport> {
+    let mut tx = pool.begin().await?;
+    let d = discover_in(&mut tx, map, catalog, subject).await?;
+    let order = delete_order(&mut tx).await?;
+    let report = apply(&mut tx, map, catalog, &d, &order).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
 /// The stored plan JSON read back.
 #[derive(serde::Deserialize)]
 struct StoredPlan {
