@@ -112,7 +112,8 @@ async fn shipped_map_validates_and_covers_the_seeded_schema() {
     assert_eq!(
         plaid.erasure,
         ColumnErasure::RevokeItem {
-            system: "plaid".into()
+            system: "plaid".into(),
+            credential: Some("plaid_access_token".into()),
         }
     );
     assert_eq!(

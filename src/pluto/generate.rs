@@ -4,6 +4,7 @@
 //! count back from a fixed instant, so the same seed gives the same bytes.
 
 use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
 use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 
@@ -75,7 +76,7 @@ impl Table {
             }
             Table::BankConnections => {
                 "COPY bank_connections (id, business_id, created_by, institution, plaid_item_id, \
-                 status, created_at) FROM STDIN"
+                 status, created_at, plaid_access_token) FROM STDIN"
             }
             Table::BankAccounts => {
                 "COPY bank_accounts (id, business_id, connection_id, name, account_mask, kind) \
@@ -409,7 +410,13 @@ impl Generator {
                 .str(fake::pick_str(&mut self.rng, institutions))
                 .str(&format!("item-sandbox-{}", hex::encode(item)))
                 .str(status)
-                .ts(at);
+                .ts(at)
+                // Derived from the item, so the generator's random stream
+                // (and so every other seeded value) is unchanged.
+                .str(&format!(
+                    "access-sandbox-{}",
+                    hex::encode(&Sha256::digest(item)[..16])
+                ));
             rows.w(Table::BankConnections).end();
             for _ in 0..self.rng.gen_range(1..=3) {
                 let acc = fake::uuid(&mut self.rng);

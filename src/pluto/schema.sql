@@ -34,7 +34,8 @@ CREATE TABLE bank_connections (
     institution   text NOT NULL,
     plaid_item_id text NOT NULL,           -- synthetic, never a real Plaid item
     status        text NOT NULL CHECK (status IN ('active', 'login_required', 'revoked')),
-    created_at    timestamptz NOT NULL
+    created_at    timestamptz NOT NULL,
+    plaid_access_token text                -- the credential /item/remove needs (synthetic)
 );
 
 CREATE TABLE bank_accounts (

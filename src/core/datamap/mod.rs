@@ -267,10 +267,13 @@ pub enum Category {
     FreeText,
     /// A reference to an object in an external system (S3 key, Plaid item).
     ExternalRef,
+    /// A secret that grants access to an external system (an API access
+    /// token): never shown, read only by the erasure that revokes it.
+    Credential,
 }
 
 impl Category {
-    pub const ALL: [Category; 13] = [
+    pub const ALL: [Category; 14] = [
         Category::None,
         Category::Identifier,
         Category::ContactEmail,
@@ -284,6 +287,7 @@ impl Category {
         Category::LocationPrecise,
         Category::FreeText,
         Category::ExternalRef,
+        Category::Credential,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -301,6 +305,7 @@ impl Category {
             Category::LocationPrecise => "location.precise",
             Category::FreeText => "free_text",
             Category::ExternalRef => "external_ref",
+            Category::Credential => "credential",
         }
     }
 
@@ -328,6 +333,7 @@ impl Category {
             Category::LocationPrecise => &[M::Round1km, M::Hidden],
             Category::FreeText => &[M::FreeText, M::Hidden],
             Category::ExternalRef => &[M::None, M::Last4, M::Hidden],
+            Category::Credential => &[M::Hidden],
         }
     }
 
@@ -512,7 +518,13 @@ pub enum ColumnErasure {
     /// The object the column names is deleted from the object store.
     DeleteObject { system: String },
     /// The Plaid item the column names is removed.
-    RevokeItem { system: String },
+    RevokeItem {
+        system: String,
+        /// The column of the same row holding the credential the removal
+        /// needs (a Plaid access token); read at execution, sealed in the
+        /// queue, never shown or planned.
+        credential: Option<String>,
+    },
 }
 
 impl ColumnErasure {
@@ -543,7 +555,7 @@ impl ColumnErasure {
     /// The external system, for `delete_object` and `revoke_item`.
     pub fn system(&self) -> Option<&str> {
         match self {
-            ColumnErasure::DeleteObject { system } | ColumnErasure::RevokeItem { system } => {
+            ColumnErasure::DeleteObject { system } | ColumnErasure::RevokeItem { system, .. } => {
                 Some(system)
             }
             _ => None,

@@ -79,6 +79,9 @@ struct RawColumn {
     mask: Option<Spanned<String>>,
     erasure: Option<Spanned<String>>,
     system: Option<Spanned<String>>,
+    /// For `revoke_item`: the column of the same row that holds the
+    /// credential the removal needs (e.g. a Plaid access token).
+    credential: Option<Spanned<String>>,
     #[serde(default)]
     note: String,
 }
@@ -287,6 +290,26 @@ pub(super) fn parse(text: &str, source: &Path) -> Result<DataMap> {
             if let Some(c) = resolve_column(&mut p, &ckey, cname.get_ref(), rc, &erasure, &systems)
             {
                 columns.push(Column { line, ..c });
+            }
+            if let Some(cred) = &rc.get_ref().credential {
+                let fits = rc.get_ref().erasure.as_ref().map(|e| e.get_ref().as_str())
+                    == Some("revoke_item");
+                if !fits {
+                    p.add(
+                        cred.span(),
+                        &format!("{ckey}.credential"),
+                        "`credential` only fits a `revoke_item` column",
+                    );
+                } else if !rt.columns.keys().any(|k| k.get_ref() == cred.get_ref()) {
+                    p.add(
+                        cred.span(),
+                        &format!("{ckey}.credential"),
+                        format!(
+                            "no column `{}` in table `{table}` to read the credential from",
+                            cred.get_ref()
+                        ),
+                    );
+                }
             }
         }
 
@@ -807,6 +830,7 @@ fn resolve_column_erasure(
                 }),
                 Some(s) => Some(ColumnErasure::RevokeItem {
                     system: s.name.clone(),
+                    credential: raw.credential.as_ref().map(|c| c.get_ref().clone()),
                 }),
             }
         }
