@@ -10,10 +10,12 @@ use std::collections::BTreeMap;
 
 use charon::core::Error;
 use charon::core::datamap::{Catalog, DataMap};
+use charon::core::erasure::store::RequestKind;
 use charon::core::erasure::{
-    self, ExecuteOutcome, NewRequest, Regime, RowAction, Subject, approve, create_request,
-    discover, execute, get_request, plan, store_plan,
+    self, ExecuteOutcome, Executor, NewRequest, Regime, RowAction, Subject, Systems, approve,
+    create_request, discover, get_request, plan, store_plan,
 };
+use charon::core::secrets::MasterKey;
 use charon::pluto::{SeedOptions, seed};
 use common::TestDb;
 use sqlx::{PgPool, Row};
@@ -204,6 +206,8 @@ async fn new_request(env: &Env, s: &Subject, by: &str) -> Uuid {
         &env.console.pool,
         KEY,
         &NewRequest {
+            id: Uuid::new_v4(),
+            kind: RequestKind::Erasure,
             subject: s,
             ticket: "ZD-4711".into(),
             regime: Regime::Gdpr,
@@ -216,6 +220,23 @@ async fn new_request(env: &Env, s: &Subject, by: &str) -> Uuid {
     .unwrap()
 }
 
+/// Executes with no external system configured (steps stay pending).
+async fn exec(env: &Env, id: Uuid, s: &Subject, by: &str) -> charon::core::Result<ExecuteOutcome> {
+    let seal = MasterKey::new([7; 32]);
+    let systems = Systems::default();
+    Executor {
+        pluto: &env.pluto.pool,
+        console: &env.console.pool,
+        map: &env.map,
+        catalog: &env.catalog,
+        key: KEY,
+        seal: &seal,
+        systems: &systems,
+    }
+    .execute(id, s, by, &mut |_| {})
+    .await
+}
+
 /// Create, plan, approve (by another officer), execute.
 async fn erase(env: &Env, s: &Subject) -> ExecuteOutcome {
     let id = new_request(env, s, "alice").await;
@@ -223,22 +244,13 @@ async fn erase(env: &Env, s: &Subject) -> ExecuteOutcome {
         .await
         .unwrap();
     let p = plan(&d).unwrap();
-    store_plan(&env.console.pool, id, &p).await.unwrap();
+    store_plan(&env.console.pool, id, &p, "alice")
+        .await
+        .unwrap();
     approve(&env.console.pool, id, "bob", &p.sha256)
         .await
         .unwrap();
-    execute(
-        &env.pluto.pool,
-        &env.console.pool,
-        &env.map,
-        &env.catalog,
-        KEY,
-        id,
-        s,
-        "carol",
-    )
-    .await
-    .unwrap()
+    exec(env, id, s, "carol").await.unwrap()
 }
 
 #[tokio::test]
@@ -354,7 +366,9 @@ async fn plan_hash_is_stable_and_follows_the_data() {
 
     // Approve, then the data changes: execution refuses and shows why.
     let id = new_request(&env, &s, "alice").await;
-    store_plan(&env.console.pool, id, &a).await.unwrap();
+    store_plan(&env.console.pool, id, &a, "alice")
+        .await
+        .unwrap();
     approve(&env.console.pool, id, "bob", &a.sha256)
         .await
         .unwrap();
@@ -363,18 +377,7 @@ async fn plan_hash_is_stable_and_follows_the_data() {
         .await
         .unwrap();
     let before = snapshot(&env.pluto.pool).await;
-    let out = execute(
-        &env.pluto.pool,
-        &env.console.pool,
-        &env.map,
-        &env.catalog,
-        KEY,
-        id,
-        &s,
-        "carol",
-    )
-    .await
-    .unwrap();
+    let out = exec(&env, id, &s, "carol").await.unwrap();
     match out {
         ExecuteOutcome::PlanChanged {
             approved_sha256,
@@ -404,7 +407,9 @@ async fn the_creator_cannot_approve_their_own_request() {
             .unwrap(),
     )
     .unwrap();
-    store_plan(&env.console.pool, id, &p).await.unwrap();
+    store_plan(&env.console.pool, id, &p, "alice")
+        .await
+        .unwrap();
     let err = approve(&env.console.pool, id, "alice", &p.sha256)
         .await
         .unwrap_err();
@@ -529,16 +534,28 @@ async fn execute_erases_completely_and_touches_nobody_else_and_twice_is_harmless
             .unwrap();
     assert!(!ledger_text.to_lowercase().contains(EMAIL));
     assert!(!ledger_text.contains(PHONE_DIGITS));
-    let state: String = sqlx::query_scalar("SELECT state FROM erasure_requests")
-        .fetch_one(&env.console.pool)
-        .await
-        .unwrap();
-    assert_eq!(state, "done");
+    // No external system is configured here: the Pluto part is committed,
+    // the request waits for its queue (tests/erasure_external.rs runs it).
+    let (state, committed): (String, bool) =
+        sqlx::query_as("SELECT state, pluto_committed_at IS NOT NULL FROM erasure_requests")
+            .fetch_one(&env.console.pool)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), committed), ("executing", true));
 
     // Erasing the same person again (also by user id) is harmless.
     let settled = snapshot(&env.pluto.pool).await;
-    let again = erase(&env, &subject()).await;
-    assert_eq!(again, ExecuteOutcome::Done(Default::default()));
+    let ExecuteOutcome::Done(again) = erase(&env, &subject()).await else {
+        panic!("second erasure not executed");
+    };
+    assert_eq!(
+        (
+            again.rows_deleted,
+            again.rows_pseudonymised,
+            again.rows_redacted
+        ),
+        (0, 0, 0)
+    );
     let by_id = Subject {
         user_ids: vec![env.user],
         ..subject()
@@ -572,11 +589,27 @@ async fn a_subject_that_matches_nothing_gives_an_empty_plan() {
     let p = plan(&d).unwrap();
     assert!(p.is_empty(), "{p:?}");
     let before = snapshot(&env.pluto.pool).await;
+    let ExecuteOutcome::Done(r) = erase(&env, &s).await else {
+        panic!("not executed");
+    };
     assert_eq!(
-        erase(&env, &s).await,
-        ExecuteOutcome::Done(Default::default())
+        (r.rows_deleted, r.rows_pseudonymised, r.external_enqueued),
+        (0, 0, 0)
     );
+    // Nothing external to wait for: done at once, with a certificate that
+    // says nothing was found.
+    assert!(r.complete, "{r:?}");
     assert_eq!(snapshot(&env.pluto.pool).await, before);
+    let id: Uuid = sqlx::query_scalar("SELECT id FROM erasure_requests")
+        .fetch_one(&env.console.pool)
+        .await
+        .unwrap();
+    let c = erasure::certificate::get(&env.console.pool, id)
+        .await
+        .unwrap();
+    assert_eq!(Some(c.sha256.clone()), r.certificate_sha256);
+    assert_eq!(c.json["found_nothing"], serde_json::json!(true));
+    assert!(c.markdown().contains("Nothing was found for this subject"));
 }
 
 #[tokio::test]
@@ -600,22 +633,13 @@ async fn an_injected_failure_leaves_pluto_unchanged() {
             .unwrap(),
     )
     .unwrap();
-    store_plan(&env.console.pool, id, &p).await.unwrap();
+    store_plan(&env.console.pool, id, &p, "alice")
+        .await
+        .unwrap();
     approve(&env.console.pool, id, "bob", &p.sha256)
         .await
         .unwrap();
-    let err = execute(
-        &env.pluto.pool,
-        &env.console.pool,
-        &env.map,
-        &env.catalog,
-        KEY,
-        id,
-        &s,
-        "carol",
-    )
-    .await
-    .unwrap_err();
+    let err = exec(&env, id, &s, "carol").await.unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
     // trip_points (children) were deleted before trips inside the
     // transaction; all of it is rolled back.
@@ -639,29 +663,20 @@ async fn an_injected_failure_leaves_pluto_unchanged() {
         .execute(&env.pluto.pool)
         .await
         .unwrap();
-    store_plan(&env.console.pool, id, &p).await.unwrap();
+    store_plan(&env.console.pool, id, &p, "alice")
+        .await
+        .unwrap();
     approve(&env.console.pool, id, "bob", &p.sha256)
         .await
         .unwrap();
-    let out = execute(
-        &env.pluto.pool,
-        &env.console.pool,
-        &env.map,
-        &env.catalog,
-        KEY,
-        id,
-        &s,
-        "carol",
-    )
-    .await
-    .unwrap();
+    let out = exec(&env, id, &s, "carol").await.unwrap();
     assert!(matches!(out, ExecuteOutcome::Done(_)), "{out:?}");
     assert_eq!(
         scan_for_subject(&env.pluto.pool).await,
         Vec::<String>::new()
     );
     let r = get_request(&env.console.pool, id).await.unwrap();
-    assert_eq!((r.state.as_str(), r.failure), ("done", None));
+    assert_eq!((r.state.as_str(), r.failure), ("executing", None));
 }
 
 #[tokio::test]
@@ -675,7 +690,9 @@ async fn wrong_identifiers_cannot_execute_a_request() {
             .unwrap(),
     )
     .unwrap();
-    store_plan(&env.console.pool, id, &p).await.unwrap();
+    store_plan(&env.console.pool, id, &p, "alice")
+        .await
+        .unwrap();
     approve(&env.console.pool, id, "bob", &p.sha256)
         .await
         .unwrap();
@@ -683,18 +700,7 @@ async fn wrong_identifiers_cannot_execute_a_request() {
         emails: vec!["someone.else@example.test".into()],
         ..Subject::default()
     };
-    let err = execute(
-        &env.pluto.pool,
-        &env.console.pool,
-        &env.map,
-        &env.catalog,
-        KEY,
-        id,
-        &wrong,
-        "carol",
-    )
-    .await
-    .unwrap_err();
+    let err = exec(&env, id, &wrong, "carol").await.unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)), "{err}");
     assert_eq!(
         get_request(&env.console.pool, id).await.unwrap().state,

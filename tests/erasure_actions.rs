@@ -107,6 +107,8 @@ async fn two_officers_erase_a_subject_through_the_dispatch_point_and_the_log_nev
         .unwrap();
     let e = support
         .dispatch(Action::ErasureCreate {
+            id: uuid::Uuid::new_v4(),
+            kind: charon::core::erasure::store::RequestKind::Erasure,
             subject: subject(),
             ticket: "GDPR-1".into(),
             regime: Regime::Gdpr,
@@ -123,6 +125,8 @@ async fn two_officers_erase_a_subject_through_the_dispatch_point_and_the_log_nev
         .unwrap();
     let Reply::ErasureCreated(id) = a
         .dispatch(Action::ErasureCreate {
+            id: uuid::Uuid::new_v4(),
+            kind: charon::core::erasure::store::RequestKind::Erasure,
             subject: subject(),
             ticket: "GDPR-1".into(),
             regime: Regime::Gdpr,
@@ -245,9 +249,9 @@ async fn two_officers_erase_a_subject_through_the_dispatch_point_and_the_log_nev
     else {
         panic!("no request")
     };
-    assert_eq!(r.created_by, "demo-compliance");
-    assert_eq!(r.approved_by.as_deref(), Some("bea"));
-    assert!(r.executed_at.is_some(), "{r:?}");
+    assert_eq!(r.request.created_by, "demo-compliance");
+    assert_eq!(r.request.approved_by.as_deref(), Some("bea"));
+    assert!(r.request.executed_at.is_some(), "{r:?}");
 
     // The subject is gone from Pluto.
     let left: i64 = sqlx::query_scalar(

@@ -288,6 +288,8 @@ fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
             id: records::Pk::Int(1),
         },
         ActionKind::ErasureCreate => Action::ErasureCreate {
+            id: Uuid::new_v4(),
+            kind: charon::core::erasure::store::RequestKind::Erasure,
             subject: sample_subject(),
             ticket: "T-1".into(),
             regime: Regime::Gdpr,
@@ -306,6 +308,14 @@ fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
             subject: sample_subject(),
         },
         ActionKind::ErasureShow => Action::ErasureShow {
+            request: Uuid::new_v4(),
+        },
+        ActionKind::ErasureList => Action::ErasureList { limit: 10 },
+        ActionKind::ErasureRunQueue => Action::ErasureRunQueue {
+            request: Some(Uuid::new_v4()),
+            retry_failed: false,
+        },
+        ActionKind::ErasureCertificate => Action::ErasureCertificate {
             request: Uuid::new_v4(),
         },
     }

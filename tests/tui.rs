@@ -1178,6 +1178,7 @@ fn audit_verify_shows_a_gauge_then_the_verdict() {
         };
         s.update(&Msg::Progress {
             id,
+            step: "verify".into(),
             done: 50,
             total: 100,
         });
@@ -1194,6 +1195,7 @@ fn audit_verify_shows_a_gauge_then_the_verdict() {
         // Progress of another request is ignored.
         s.update(&Msg::Progress {
             id: RequestId::next(),
+            step: "verify".into(),
             done: 1,
             total: 100,
         });

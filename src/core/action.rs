@@ -10,7 +10,29 @@ use crate::core::audit::{
     AuditFilter, AuditPage, AuditRecord, Checkpoint, ExportDest, ExportFormat, Verdict,
 };
 use crate::core::console::{ConsoleInfo, GateStatus};
-use crate::core::erasure::{ErasureRequest, ExecuteOutcome, Plan, Regime, Subject};
+use crate::core::erasure::certificate::Certificate;
+use crate::core::erasure::external::Step;
+use crate::core::erasure::store::RequestKind;
+use crate::core::erasure::{
+    ErasureRequest, ExecuteOutcome, Plan, QueueReport, Recovered, Regime, Subject,
+};
+
+/// One request with its stored plan and its external steps.
+#[derive(Debug, Clone)]
+pub struct RequestDetail {
+    pub request: ErasureRequest,
+    pub plan: Option<serde_json::Value>,
+    pub steps: Vec<Step>,
+}
+
+/// What a queue run did.
+#[derive(Debug, Clone)]
+pub struct QueueRun {
+    pub recovered: Vec<(Uuid, Recovered)>,
+    pub report: QueueReport,
+    /// Requests that became done (certificate made).
+    pub finished: Vec<Uuid>,
+}
 use crate::core::records;
 use crate::core::session::Role;
 use crate::core::tenants::{TenantDetail, TenantHit};
@@ -202,6 +224,10 @@ pub enum Action {
     /// Open a data-subject erasure request (compliance). The console keeps
     /// only keyed hashes of the identifiers; `Debug` of a [`Subject`] masks.
     ErasureCreate {
+        /// Chosen by the front end (`Uuid::new_v4()`), so that this
+        /// action's audit entry names the request it creates.
+        id: Uuid,
+        kind: RequestKind,
         subject: Subject,
         ticket: String,
         regime: Regime,
@@ -222,10 +248,34 @@ pub enum Action {
         request: Uuid,
         subject: Subject,
     },
-    /// One request's state.
+    /// One request's state, plan and external steps.
     ErasureShow {
         request: Uuid,
     },
+    /// Requests, unfinished first by due date.
+    ErasureList {
+        limit: i64,
+    },
+    /// Settle interrupted executions, run the external queue (of one request
+    /// or all), finish requests whose queue is empty. `retry_failed` puts the
+    /// request's failed steps back first.
+    ErasureRunQueue {
+        request: Option<Uuid>,
+        retry_failed: bool,
+    },
+    /// The certificate of a done request (JSON, Markdown, SHA-256).
+    ErasureCertificate {
+        request: Uuid,
+    },
+}
+
+/// How far a long action is, for a progress bar: `step` names what is being
+/// done (a table, an external system, "verify").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub step: String,
+    pub done: u64,
+    pub total: u64,
 }
 
 /// The stable kind of an action: its name in logs, permissions and audit
@@ -267,12 +317,15 @@ pub enum ActionKind {
     ErasureApprove,
     ErasureExecute,
     ErasureShow,
+    ErasureList,
+    ErasureRunQueue,
+    ErasureCertificate,
 }
 
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 35] = [
+    pub const ALL: [ActionKind; 38] = [
         ActionKind::RedactSweepPreview,
         ActionKind::RedactSweepApply,
         ActionKind::Reveal,
@@ -308,6 +361,9 @@ impl ActionKind {
         ActionKind::ErasureApprove,
         ActionKind::ErasureExecute,
         ActionKind::ErasureShow,
+        ActionKind::ErasureList,
+        ActionKind::ErasureRunQueue,
+        ActionKind::ErasureCertificate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -347,6 +403,9 @@ impl ActionKind {
             ActionKind::ErasureApprove => "erasure.approve",
             ActionKind::ErasureExecute => "erasure.execute",
             ActionKind::ErasureShow => "erasure.show",
+            ActionKind::ErasureList => "erasure.list",
+            ActionKind::ErasureRunQueue => "erasure.run_queue",
+            ActionKind::ErasureCertificate => "erasure.certificate",
         }
     }
 
@@ -393,6 +452,9 @@ impl Action {
             Action::ErasureApprove { .. } => ActionKind::ErasureApprove,
             Action::ErasureExecute { .. } => ActionKind::ErasureExecute,
             Action::ErasureShow { .. } => ActionKind::ErasureShow,
+            Action::ErasureList { .. } => ActionKind::ErasureList,
+            Action::ErasureRunQueue { .. } => ActionKind::ErasureRunQueue,
+            Action::ErasureCertificate { .. } => ActionKind::ErasureCertificate,
         }
     }
 
@@ -433,7 +495,10 @@ impl Action {
             | Action::ErasurePlan { .. }
             | Action::ErasureApprove { .. }
             | Action::ErasureExecute { .. }
-            | Action::ErasureShow { .. } => None,
+            | Action::ErasureShow { .. }
+            | Action::ErasureList { .. }
+            | Action::ErasureRunQueue { .. }
+            | Action::ErasureCertificate { .. } => None,
         }
     }
 }
@@ -491,5 +556,8 @@ pub enum Reply {
     /// Done, or the plan changed since approval (the new plan is stored and
     /// needs a new approval; nothing was changed).
     ErasureExecuted(Box<ExecuteOutcome>),
-    ErasureRequest(Box<ErasureRequest>),
+    ErasureRequest(Box<RequestDetail>),
+    ErasureList(Vec<ErasureRequest>),
+    ErasureQueueRun(Box<QueueRun>),
+    ErasureCertificate(Box<Certificate>),
 }

@@ -97,6 +97,68 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     records: RawRecords,
+    #[serde(default)]
+    erasure: RawErasure,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawErasure {
+    max_attempts: Option<Spanned<u32>>,
+    #[serde(default)]
+    systems: std::collections::BTreeMap<String, Spanned<RawSystem>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSystem {
+    url: Spanned<String>,
+    #[serde(default)]
+    options: std::collections::BTreeMap<String, String>,
+    client_id: Option<String>,
+    secret_file: Option<Spanned<String>>,
+}
+
+/// The `[erasure]` section: where the external systems of the data map
+/// live (object storage by URL, Plaid with its client id and secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureConfig {
+    /// Tries an external step gets before it is marked failed.
+    pub max_attempts: u32,
+    pub systems: std::collections::BTreeMap<String, SystemConfig>,
+}
+
+impl Default for ErasureConfig {
+    fn default() -> Self {
+        ErasureConfig {
+            max_attempts: 8,
+            systems: Default::default(),
+        }
+    }
+}
+
+/// One external system: `file:///dir` or `s3://bucket/prefix` (with
+/// object_store `options` such as `endpoint`, `region`, `allow_http`;
+/// credentials from the usual AWS_* variables) for object storage;
+/// `https://production.plaid.com` with `client_id` and `secret_file` for Plaid.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SystemConfig {
+    pub url: url::Url,
+    pub options: std::collections::BTreeMap<String, String>,
+    pub client_id: Option<String>,
+    pub secret_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SystemConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Options may hold keys (e.g. aws_secret_access_key): names only.
+        f.debug_struct("SystemConfig")
+            .field("url", &self.url.as_str())
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .field("client_id", &self.client_id)
+            .field("secret_file", &self.secret_file)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -254,6 +316,7 @@ pub struct Config {
     pub mfa: MfaConfig,
     pub audit: AuditConfig,
     pub records: RecordsConfig,
+    pub erasure: ErasureConfig,
 }
 
 impl Config {
@@ -277,6 +340,7 @@ impl Config {
                 mirror_jsonl: None,
             },
             records: RecordsConfig::default(),
+            erasure: ErasureConfig::default(),
         }
     }
 
@@ -372,6 +436,47 @@ impl Config {
                 .map(|v| path(v, "audit.mirror_jsonl"))
                 .transpose()?,
         };
+        let mut erasure = ErasureConfig::default();
+        if let Some(v) = &raw.erasure.max_attempts {
+            if *v.get_ref() == 0 {
+                return Err(bad(
+                    v.span(),
+                    "erasure.max_attempts",
+                    "must be greater than 0",
+                ));
+            }
+            erasure.max_attempts = *v.get_ref();
+        }
+        for (name, sys) in raw.erasure.systems {
+            let key = format!("erasure.systems.{name}.url");
+            let sys = sys.into_inner();
+            let parsed = url::Url::parse(sys.url.get_ref().trim())
+                .map_err(|e| bad(sys.url.span(), &key, &format!("not a URL: {e}")))?;
+            if !matches!(
+                parsed.scheme(),
+                "file" | "s3" | "s3a" | "http" | "https" | "memory"
+            ) {
+                return Err(bad(
+                    sys.url.span(),
+                    &key,
+                    "expected file:///dir or s3://bucket (object storage), https://... (Plaid)",
+                ));
+            }
+            let secret_file = sys
+                .secret_file
+                .as_ref()
+                .map(|v| path(v, &format!("erasure.systems.{name}.secret_file")))
+                .transpose()?;
+            erasure.systems.insert(
+                name,
+                SystemConfig {
+                    url: parsed,
+                    options: sys.options,
+                    client_id: sys.client_id,
+                    secret_file,
+                },
+            );
+        }
         Ok(Config {
             source: source.to_path_buf(),
             environment,
@@ -386,6 +491,7 @@ impl Config {
             records: RecordsConfig {
                 support_may_redact: raw.records.support_may_redact.unwrap_or(false),
             },
+            erasure,
         })
     }
 

@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 use sqlx::PgPool;
 
-use crate::core::action::{Action, ActionKind, GateInput, Reply};
+use crate::core::action::{
+    Action, ActionKind, GateInput, Progress, QueueRun, Reply, RequestDetail,
+};
 use crate::core::admin::{self, AdminReply};
 use crate::core::audit::mirror::Mirror;
 use crate::core::audit::{self, AuditKey, AuditRecord, ExportDest, NewEntry, Outcome, Verdict};
@@ -93,6 +95,9 @@ pub struct Console {
     idle: Duration,
     /// The data map, validated against the live Pluto catalog on first use.
     datamap: Arc<tokio::sync::OnceCell<(DataMap, Catalog)>>,
+    /// `[erasure]` and the systems built from it on first use.
+    erasure_config: Arc<crate::core::config::ErasureConfig>,
+    systems: Arc<tokio::sync::OnceCell<erasure::Systems>>,
     /// Redaction previews of this session, applied by token.
     previews: Pending<records::Preview>,
     sweeps: Pending<records::BulkPreview>,
@@ -223,7 +228,10 @@ pub fn allowed(role: Role, kind: ActionKind) -> bool {
         | ActionKind::ErasurePlan
         | ActionKind::ErasureApprove
         | ActionKind::ErasureExecute
-        | ActionKind::ErasureShow => role == Role::Compliance,
+        | ActionKind::ErasureShow
+        | ActionKind::ErasureList
+        | ActionKind::ErasureRunQueue
+        | ActionKind::ErasureCertificate => role == Role::Compliance,
         // Tenant records, masked: the roles that look at customer data.
         ActionKind::RecordsList | ActionKind::RecordShow | ActionKind::TripRoute => {
             matches!(role, Role::Support | Role::Compliance | Role::Auditor)
@@ -311,6 +319,8 @@ impl Console {
             idle: config.timeouts.idle,
             demo_keys: Arc::new(demo_keys),
             datamap: Arc::new(tokio::sync::OnceCell::new()),
+            erasure_config: Arc::new(config.erasure.clone()),
+            systems: Arc::new(tokio::sync::OnceCell::new()),
             previews: Pending::default(),
             sweeps: Pending::default(),
             support_may_redact: config.records.support_may_redact,
@@ -353,7 +363,7 @@ impl Console {
     /// (audit verify) is, for a progress bar.
     pub async fn dispatch_with_progress<P>(&self, action: Action, progress: P) -> Result<Reply>
     where
-        P: FnMut(VerifyProgress) + Send,
+        P: FnMut(Progress) + Send,
     {
         let kind = action.kind();
         let session = self.session();
@@ -534,6 +544,22 @@ impl Console {
     /// from the audit key, never stored.
     fn erasure_key(&self) -> [u8; 32] {
         self.audit.key.mac(b"charon-erasure-subject-key-v1")
+    }
+
+    /// The key that seals credentials (Plaid access tokens) in the erasure
+    /// queue: derived from the audit key, never stored.
+    fn credential_seal(&self) -> crate::core::secrets::MasterKey {
+        crate::core::secrets::MasterKey::new(
+            self.audit.key.mac(b"charon-erasure-credential-seal-v1"),
+        )
+    }
+
+    /// The configured external systems, checked against the data map.
+    async fn systems(&self) -> Result<&erasure::Systems> {
+        let (map, _) = self.datamap().await?;
+        self.systems
+            .get_or_try_init(|| async { erasure::Systems::from_config(&self.erasure_config, map) })
+            .await
     }
 
     /// The key of the hashes the console keeps of redacted values: derived
@@ -923,14 +949,18 @@ impl Console {
             }
             // Never an identifier: only how many were given.
             Action::ErasureCreate {
+                id,
+                kind,
                 subject,
                 ticket,
                 regime,
                 ..
             } => {
                 e.target_table = Some("erasure_requests".into());
+                e.target_pk = Some(id.to_string());
                 e.reason = Some(ticket.clone());
                 e.details = serde_json::json!({
+                    "kind": kind.as_str(),
                     "ticket": ticket,
                     "regime": regime.name(),
                     "identifiers": identifier_counts(subject),
@@ -950,17 +980,29 @@ impl Console {
                 e.target_pk = Some(request.to_string());
                 e.details = serde_json::json!({ "plan_sha256": plan_sha256 });
             }
-            Action::ErasureShow { request } => {
+            Action::ErasureShow { request } | Action::ErasureCertificate { request } => {
                 e.target_table = Some("erasure_requests".into());
                 e.target_pk = Some(request.to_string());
+            }
+            Action::ErasureList { limit } => {
+                e.target_table = Some("erasure_requests".into());
+                e.details = serde_json::json!({ "limit": limit });
+            }
+            Action::ErasureRunQueue {
+                request,
+                retry_failed,
+            } => {
+                e.target_table = Some("erasure_external_queue".into());
+                e.target_pk = request.map(|r| r.to_string());
+                e.details = serde_json::json!({ "retry_failed": retry_failed });
             }
         }
         e
     }
 
-    async fn run<P>(&self, action: Action, progress: P) -> Result<Reply>
+    async fn run<P>(&self, action: Action, mut progress: P) -> Result<Reply>
     where
-        P: FnMut(VerifyProgress) + Send,
+        P: FnMut(Progress) + Send,
     {
         match action {
             Action::GateStatus => Ok(Reply::Gate(self.gate_status().await?)),
@@ -1218,7 +1260,13 @@ impl Console {
                     &self.audit.key,
                     from,
                     checkpoint.as_ref(),
-                    progress,
+                    |p: VerifyProgress| {
+                        progress(Progress {
+                            step: "verify".into(),
+                            done: p.done,
+                            total: p.total,
+                        })
+                    },
                 )
                 .await?,
             )),
@@ -1256,6 +1304,8 @@ impl Console {
                 Ok(Reply::AuditCheckpoint(cp))
             }
             Action::ErasureCreate {
+                id,
+                kind,
                 subject,
                 ticket,
                 regime,
@@ -1266,6 +1316,8 @@ impl Console {
                     &self.console,
                     &key,
                     &erasure::NewRequest {
+                        id,
+                        kind,
                         subject: &subject,
                         ticket,
                         regime,
@@ -1283,7 +1335,8 @@ impl Console {
                 let (map, catalog) = self.datamap().await?;
                 let found = erasure::discover(&self.pluto_read, map, catalog, &subject).await?;
                 let plan = erasure::plan(&found)?;
-                erasure::store_plan(&self.console, request, &plan).await?;
+                let operator = self.session().operator;
+                erasure::store_plan(&self.console, request, &plan, &operator).await?;
                 Ok(Reply::ErasurePlanned(Box::new(plan)))
             }
             Action::ErasureApprove {
@@ -1300,24 +1353,108 @@ impl Console {
             Action::ErasureExecute { request, subject } => {
                 let key = self.erasure_key();
                 let (map, catalog) = self.datamap().await?;
+                let systems = self.systems().await?;
+                let seal = self.credential_seal();
                 let operator = self.session().operator;
-                let outcome = erasure::execute(
-                    &self.pluto_write,
-                    &self.console,
+                let exec = erasure::Executor {
+                    pluto: &self.pluto_write,
+                    console: &self.console,
                     map,
                     catalog,
-                    &key,
-                    request,
-                    &subject,
-                    &operator,
-                )
-                .await?;
+                    key: &key,
+                    seal: &seal,
+                    systems,
+                };
+                let mut forward = |p: erasure::Progress| progress(erasure_progress(p));
+                let outcome = exec
+                    .execute(request, &subject, &operator, &mut forward)
+                    .await?;
                 Ok(Reply::ErasureExecuted(Box::new(outcome)))
             }
-            Action::ErasureShow { request } => Ok(Reply::ErasureRequest(Box::new(
-                erasure::get_request(&self.console, request).await?,
+            Action::ErasureShow { request } => {
+                let r = erasure::get_request(&self.console, request).await?;
+                let plan: Option<serde_json::Value> =
+                    sqlx::query_scalar("SELECT plan FROM erasure_requests WHERE id = $1")
+                        .bind(request)
+                        .fetch_one(&self.console)
+                        .await?;
+                let steps = erasure::external::steps(&self.console, request).await?;
+                Ok(Reply::ErasureRequest(Box::new(RequestDetail {
+                    request: r,
+                    plan,
+                    steps,
+                })))
+            }
+            Action::ErasureList { limit } => Ok(Reply::ErasureList(
+                erasure::list_requests(&self.console, limit).await?,
+            )),
+            Action::ErasureRunQueue {
+                request,
+                retry_failed,
+            } => {
+                if let Some(r) = request {
+                    erasure::get_request(&self.console, r).await?;
+                    if retry_failed {
+                        erasure::external::retry_failed(&self.console, r).await?;
+                    }
+                } else if retry_failed {
+                    return Err(Error::InvalidInput(
+                        "retrying failed steps needs a request id".into(),
+                    ));
+                }
+                let key = self.erasure_key();
+                let (map, catalog) = self.datamap().await?;
+                let systems = self.systems().await?;
+                let seal = self.credential_seal();
+                let exec = erasure::Executor {
+                    pluto: &self.pluto_write,
+                    console: &self.console,
+                    map,
+                    catalog,
+                    key: &key,
+                    seal: &seal,
+                    systems,
+                };
+                let mut forward = |q: erasure::QueueProgress| {
+                    progress(erasure_progress(erasure::Progress::External(q)))
+                };
+                let (recovered, report, finished) = exec.run_queue(request, &mut forward).await?;
+                Ok(Reply::ErasureQueueRun(Box::new(QueueRun {
+                    recovered,
+                    report,
+                    finished,
+                })))
+            }
+            Action::ErasureCertificate { request } => Ok(Reply::ErasureCertificate(Box::new(
+                erasure::certificate::get(&self.console, request).await?,
             ))),
         }
+    }
+}
+
+/// An erasure's progress in the general form.
+fn erasure_progress(p: erasure::Progress) -> Progress {
+    match p {
+        erasure::Progress::Phase(step) => Progress {
+            step: step.to_string(),
+            done: 0,
+            total: 0,
+        },
+        erasure::Progress::Table {
+            table,
+            action,
+            done,
+            total,
+        } => Progress {
+            step: format!("{table} ({})", action.as_str()),
+            done: done as u64,
+            total: total as u64,
+        },
+        erasure::Progress::External(q) => Progress {
+            step: q.system,
+            done: q.done,
+            total: q.total,
+        },
     }
 }
 

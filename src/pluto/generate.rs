@@ -4,8 +4,8 @@
 //! count back from a fixed instant, so the same seed gives the same bytes.
 
 use rand::{Rng, SeedableRng};
-use sha2::{Digest, Sha256};
 use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::copy::{RowWriter, civil_from_days, days_from_civil};

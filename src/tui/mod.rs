@@ -29,8 +29,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::core::action::Action;
-use crate::core::audit::VerifyProgress;
+use crate::core::action::{Action, Progress};
 use crate::core::console::Console;
 use app::{App, Effect};
 use keymap::Key;
@@ -73,12 +72,18 @@ impl Runner {
         self.tasks.spawn(async move {
             // A verification reports how far it is (for the gauge) over the
             // same channel as the replies, tagged with the same id.
-            let result = if matches!(action, Action::AuditVerify { .. }) {
+            let result = if matches!(
+                action,
+                Action::AuditVerify { .. }
+                    | Action::ErasureExecute { .. }
+                    | Action::ErasureRunQueue { .. }
+            ) {
                 let progress = tx.clone();
                 console
-                    .dispatch_with_progress(action, move |p: VerifyProgress| {
+                    .dispatch_with_progress(action, move |p: Progress| {
                         let _ = progress.send(Msg::Progress {
                             id,
+                            step: p.step,
                             done: p.done,
                             total: p.total,
                         });

@@ -80,6 +80,8 @@ pub enum Msg {
     /// the action runs, before its [`Msg::Done`].
     Progress {
         id: RequestId,
+        /// What is being done (a table, an external system, "verify").
+        step: String,
         done: u64,
         total: u64,
     },

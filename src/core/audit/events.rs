@@ -49,6 +49,9 @@ pub fn base_code(kind: ActionKind) -> &'static str {
         ActionKind::ErasureApprove => "CH4003",
         ActionKind::ErasureExecute => "CH4004",
         ActionKind::ErasureShow => "CH4005",
+        ActionKind::ErasureList => "CH4006",
+        ActionKind::ErasureRunQueue => "CH4007",
+        ActionKind::ErasureCertificate => "CH4008",
     }
 }
 

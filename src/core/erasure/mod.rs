@@ -3,11 +3,18 @@
 //! canonical JSON and its SHA-256 (an approval is bound to it), and execute
 //! it (see [`store`]) in one Pluto transaction. See docs/erasure.md.
 
+pub mod certificate;
+pub mod execute;
+pub mod external;
 pub mod store;
 
+pub use execute::{
+    ExecuteOutcome, ExecuteReport, Executor, Progress, Recovered, erase_in_database,
+};
+pub use external::{QueueProgress, QueueReport, Systems};
 pub use store::{
-    ErasureRequest, ExecuteOutcome, ExecuteReport, NewRequest, Regime, approve, check_subject,
-    create_request, erase_in_database, execute, get_request, store_plan,
+    ErasureRequest, NewRequest, Regime, approve, check_subject, create_request, get_request,
+    list_requests, store_plan,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,7 +24,9 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use crate::core::datamap::{Catalog, Category, DataMap, KeyPath, RowErasure, SubjectKind, Table};
+use crate::core::datamap::{
+    Catalog, Category, ColumnErasure, DataMap, KeyPath, RowErasure, SubjectKind, Table,
+};
 use crate::core::{Error, Result, detect, mask};
 
 /// The person a request is about: several identifiers may be given.
@@ -130,9 +139,10 @@ pub struct TableFind {
     pub columns: Vec<String>,
 }
 
-/// Everything found for a subject. Holds the search terms in memory only
-/// (never stored, never in the plan).
-#[derive(Debug, Clone)]
+/// Everything found for a subject. Holds the search terms (and the
+/// credentials of external items) in memory only: never stored, never in the
+/// plan, never in `Debug`.
+#[derive(Clone)]
 pub struct Discovery {
     pub subject_ref: String,
     /// The users rows the identifiers resolved to.
@@ -142,6 +152,27 @@ pub struct Discovery {
     pub names: Vec<String>,
     pub tables: Vec<TableFind>,
     pub external: Vec<ExternalPlan>,
+    /// (system, object) -> the credential its removal needs.
+    pub credentials: BTreeMap<(String, String), String>,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery")
+            .field("subject_ref", &self.subject_ref)
+            .field("user_ids", &self.user_ids.len())
+            .field(
+                "tables",
+                &self
+                    .tables
+                    .iter()
+                    .map(|t| (t.table.as_str(), t.action, t.keys.len()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("external", &self.external)
+            .field("credentials", &self.credentials.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -558,16 +589,27 @@ pub async fn discover_in(
         direct_users: BTreeSet<String>,
     }
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
+    let mut credentials: BTreeMap<(String, String), String> = BTreeMap::new();
     let anything = !(user_ids.is_empty() && emails.is_empty() && phones.is_empty());
     for t in &map.tables {
         if matches!(t.erasure, RowErasure::Unlinked) || t.subjects.is_empty() || !anything {
             continue;
         }
-        let ext_cols: Vec<(String, String)> = t
+        // (column, system, credential column)
+        let ext_cols: Vec<(String, String, Option<String>)> = t
             .external_columns()
-            .filter_map(|c| c.erasure.system().map(|s| (c.name.clone(), s.to_string())))
+            .filter_map(|c| {
+                let credential = match &c.erasure {
+                    ColumnErasure::RevokeItem { credential, .. } => credential.clone(),
+                    _ => None,
+                };
+                c.erasure
+                    .system()
+                    .map(|s| (c.name.clone(), s.to_string(), credential))
+            })
             .collect();
-        let extra: Vec<String> = ext_cols.iter().map(|(c, _)| c.clone()).collect();
+        let mut extra: Vec<String> = ext_cols.iter().map(|(c, _, _)| c.clone()).collect();
+        extra.extend(ext_cols.iter().filter_map(|(_, _, k)| k.clone()));
         let mut f = Found {
             keys: BTreeSet::new(),
             external: BTreeMap::new(),
@@ -618,10 +660,21 @@ pub async fn discover_in(
                 for i in 0..nk {
                     key.push(row.try_get::<Option<String>, _>(i)?.unwrap_or_default());
                 }
-                for (j, (_, system)) in ext_cols.iter().enumerate() {
+                let mut cred_at = nk + ext_cols.len();
+                for (j, (_, system, cred)) in ext_cols.iter().enumerate() {
+                    let secret = match cred {
+                        Some(_) => {
+                            cred_at += 1;
+                            row.try_get::<Option<String>, _>(cred_at - 1)?
+                        }
+                        None => None,
+                    };
                     if let Some(v) = row.try_get::<Option<String>, _>(nk + j)?
                         && !v.is_empty()
                     {
+                        if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+                            credentials.insert((system.clone(), v.clone()), secret);
+                        }
                         f.external.entry(system.clone()).or_default().insert(v);
                     }
                 }
@@ -776,6 +829,7 @@ pub async fn discover_in(
                 objects: objects.into_iter().collect(),
             })
             .collect(),
+        credentials,
     })
 }
 

@@ -368,7 +368,9 @@ impl Screen for AuditScreen {
         match msg {
             Msg::Key(k) => self.on_key(*k),
             Msg::Done(d) => self.on_done(d.id, &d.result),
-            Msg::Progress { id, done, total } => {
+            Msg::Progress {
+                id, done, total, ..
+            } => {
                 if let VerifyState::Running { id: vid, .. } = self.verify
                     && vid == *id
                 {
