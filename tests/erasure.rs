@@ -707,3 +707,326 @@ async fn wrong_identifiers_cannot_execute_a_request() {
         "approved"
     );
 }
+
+// ---------------------------------------------------------------- external systems
+
+const TOKEN: &str = "access-sandbox-erasure-test-1";
+
+/// The subject's receipt images (and someone else's) in a local object
+/// store, a Plaid server that knows the subject's item and another one.
+struct External {
+    dir: tempfile::TempDir,
+    plaid: common::plaid::PlaidServer,
+    other_token: String,
+    secret_file: std::path::PathBuf,
+}
+
+async fn external(env: &Env) -> External {
+    sqlx::query("UPDATE bank_connections SET plaid_access_token = $2 WHERE id = $1")
+        .bind(env.connection)
+        .bind(TOKEN)
+        .execute(&env.pluto.pool)
+        .await
+        .unwrap();
+    let other_token: String = sqlx::query_scalar(
+        "SELECT plaid_access_token FROM bank_connections WHERE id <> $1 ORDER BY id LIMIT 1",
+    )
+    .bind(env.connection)
+    .fetch_one(&env.pluto.pool)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for k in [
+        "receipts/erasure-1.jpg",
+        "receipts/erasure-2.jpg",
+        "receipts/other-3.jpg",
+    ] {
+        let p = dir.path().join("bucket").join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"jpeg").unwrap();
+    }
+    let secret_file = dir.path().join("plaid.secret");
+    std::fs::write(&secret_file, common::plaid::SECRET).unwrap();
+    std::fs::set_permissions(
+        &secret_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let plaid = common::plaid::PlaidServer::start(&[
+        (TOKEN, "item-erasure-test-1"),
+        (other_token.as_str(), "item-other"),
+    ])
+    .await;
+    External {
+        dir,
+        plaid,
+        other_token,
+        secret_file,
+    }
+}
+
+impl External {
+    /// The `[erasure]` configuration for these systems.
+    fn config_toml(&self) -> String {
+        format!(
+            "[erasure]\nmax_attempts = 3\n\n[erasure.systems.receipts_bucket]\nurl = \"file://{}\"\n\n[erasure.systems.plaid]\nurl = \"{}\"\nclient_id = \"{}\"\nsecret_file = \"{}\"\n",
+            self.dir.path().join("bucket").display(),
+            self.plaid.url,
+            common::plaid::CLIENT_ID,
+            self.secret_file.display()
+        )
+    }
+
+    fn systems(&self, map: &DataMap) -> Systems {
+        let cfg = charon::core::config::Config::parse(
+            &format!(
+                "pluto_url = \"postgres://x@localhost/a\"\nconsole_url = \"postgres://x@localhost/b\"\n{}",
+                self.config_toml()
+            ),
+            std::path::Path::new("test.toml"),
+        )
+        .unwrap();
+        Systems::from_config(&cfg.erasure, map).unwrap()
+    }
+
+    fn object_exists(&self, key: &str) -> bool {
+        self.dir.path().join("bucket").join(key).exists()
+    }
+}
+
+async fn exec_with(
+    env: &Env,
+    systems: &Systems,
+    id: Uuid,
+    s: &Subject,
+) -> charon::core::Result<ExecuteOutcome> {
+    let seal = MasterKey::new([7; 32]);
+    Executor {
+        pluto: &env.pluto.pool,
+        console: &env.console.pool,
+        map: &env.map,
+        catalog: &env.catalog,
+        key: KEY,
+        seal: &seal,
+        systems,
+    }
+    .execute(id, s, "carol", &mut |_| {})
+    .await
+}
+
+async fn approved_request(env: &Env, s: &Subject) -> Uuid {
+    let id = new_request(env, s, "alice").await;
+    let p = plan(
+        &discover(&env.pluto.pool, &env.map, &env.catalog, s)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    store_plan(&env.console.pool, id, &p, "alice")
+        .await
+        .unwrap();
+    approve(&env.console.pool, id, "bob", &p.sha256)
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn external_steps_delete_exactly_the_subjects_objects_and_items_then_certify() {
+    let env = setup("er_ext").await;
+    let ext = external(&env).await;
+    let systems = ext.systems(&env.map);
+    let id = approved_request(&env, &subject()).await;
+    let ExecuteOutcome::Done(r) = exec_with(&env, &systems, id, &subject()).await.unwrap() else {
+        panic!("not executed");
+    };
+    assert_eq!(r.external_enqueued, 3);
+    assert_eq!((r.queue.done, r.queue.failed, r.queue.pending), (3, 0, 0));
+    assert!(r.complete, "{r:?}");
+
+    // Object storage: the subject's receipts are gone, the other is not.
+    assert!(!ext.object_exists("receipts/erasure-1.jpg"));
+    assert!(!ext.object_exists("receipts/erasure-2.jpg"));
+    assert!(ext.object_exists("receipts/other-3.jpg"));
+    // Plaid: exactly the subject's item, once, with its token.
+    let calls = ext.plaid.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].path, "/item/remove");
+    assert_eq!(calls[0].access_token, TOKEN);
+    assert_ne!(calls[0].access_token, ext.other_token);
+    assert_eq!(
+        ext.plaid.removed_items(),
+        ["item-erasure-test-1".to_string()].into_iter().collect()
+    );
+    // The sealed token is wiped from the queue once the item is removed, and
+    // was never stored in clear.
+    let payloads: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM erasure_external_queue WHERE payload IS NOT NULL")
+            .fetch_one(&env.console.pool)
+            .await
+            .unwrap();
+    assert_eq!(payloads, 0);
+    let console_text: String =
+        sqlx::query_scalar("SELECT string_agg(t::text, ' ') FROM erasure_external_queue t")
+            .fetch_one(&env.console.pool)
+            .await
+            .unwrap();
+    assert!(!console_text.contains(TOKEN));
+
+    // The certificate: done, per table and per system, checkable.
+    let req = get_request(&env.console.pool, id).await.unwrap();
+    assert_eq!(req.state, "done");
+    let c = erasure::certificate::get(&env.console.pool, id)
+        .await
+        .unwrap();
+    assert_eq!(Some(&c.sha256), req.certificate_sha256.as_ref());
+    assert_eq!(
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            c.canonical_json().as_bytes()
+        )),
+        c.sha256
+    );
+    let j = &c.json;
+    assert_eq!(j["request"]["ticket"], "ZD-4711");
+    assert_eq!(j["request"]["regime"], "gdpr");
+    assert_eq!(j["operators"]["created_by"], "alice");
+    assert_eq!(j["operators"]["planned_by"], "alice");
+    assert_eq!(j["operators"]["approved_by"], "bob");
+    assert_eq!(j["operators"]["executed_by"], "carol");
+    assert_eq!(j["found_nothing"], false);
+    let text = c.canonical_json();
+    assert!(
+        !text.to_lowercase().contains(EMAIL),
+        "no identifier in clear"
+    );
+    assert!(!text.contains(PHONE_DIGITS));
+    let tables: Vec<(String, String)> = j["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        tables.contains(&("users".into(), "pseudonymise".into())),
+        "{tables:?}"
+    );
+    assert!(tables.contains(&("payroll_entries".into(), "retain".into())));
+    assert!(tables.contains(&("trip_points".into(), "delete".into())));
+    let plaid = j["external"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["system"] == "plaid")
+        .unwrap();
+    assert_eq!(plaid["objects"][0]["object"], "item-erasure-test-1");
+    assert_eq!(plaid["objects"][0]["result"], "removed");
+    let md = c.markdown();
+    assert!(md.contains("| payroll_entries | retain |"), "{md}");
+    assert!(md.contains(&c.sha256));
+
+    // Running the queue again, or erasing again, changes nothing outside.
+    let again = approved_request(&env, &subject()).await;
+    exec_with(&env, &systems, again, &subject()).await.unwrap();
+    let calls = ext.plaid.calls();
+    assert!(calls.iter().skip(1).all(|c| c.status == 400), "{calls:?}");
+    let steps = erasure::external::steps(&env.console.pool, again)
+        .await
+        .unwrap();
+    assert!(
+        steps.iter().all(|s| s.state == "done"),
+        "already gone is done: {steps:?}"
+    );
+    assert_eq!(
+        get_request(&env.console.pool, again).await.unwrap().state,
+        "done"
+    );
+    // A step run twice (a crash after the call, before it was marked done)
+    // is success the second time.
+    use erasure::external::StepResult;
+    assert_eq!(
+        systems
+            .run_step("receipts_bucket", "receipts/erasure-1.jpg", None)
+            .await,
+        StepResult::Done("already gone".into())
+    );
+    assert_eq!(
+        systems
+            .run_step("plaid", "item-erasure-test-1", Some(TOKEN))
+            .await,
+        StepResult::Done("already removed".into())
+    );
+    // A key that would leave the bucket is refused, not followed.
+    assert!(matches!(
+        systems
+            .run_step("receipts_bucket", "../plaid.secret", None)
+            .await,
+        StepResult::Failed(_)
+    ));
+    assert!(ext.secret_file.exists());
+}
+
+#[tokio::test]
+async fn a_failing_external_step_is_retried_later_and_then_the_request_completes() {
+    let env = setup("er_retry").await;
+    let ext = external(&env).await;
+    let systems = ext.systems(&env.map);
+    ext.plaid.fail_next(1);
+    let id = approved_request(&env, &subject()).await;
+    let ExecuteOutcome::Done(r) = exec_with(&env, &systems, id, &subject()).await.unwrap() else {
+        panic!("not executed");
+    };
+    assert_eq!((r.queue.done, r.queue.retried, r.queue.pending), (2, 1, 1));
+    assert!(!r.complete);
+    let req = get_request(&env.console.pool, id).await.unwrap();
+    assert_eq!(req.state, "executing");
+    let steps = erasure::external::steps(&env.console.pool, id)
+        .await
+        .unwrap();
+    let plaid = steps.iter().find(|s| s.system == "plaid").unwrap();
+    assert_eq!((plaid.state.as_str(), plaid.attempts), ("pending", 1));
+    assert!(
+        plaid
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("HTTP 500"),
+        "{plaid:?}"
+    );
+    assert!(!plaid.last_error.as_deref().unwrap_or("").contains(TOKEN));
+
+    // Not due yet: a run now leaves it alone.
+    let seal = MasterKey::new([7; 32]);
+    let exec = Executor {
+        pluto: &env.pluto.pool,
+        console: &env.console.pool,
+        map: &env.map,
+        catalog: &env.catalog,
+        key: KEY,
+        seal: &seal,
+        systems: &systems,
+    };
+    let (_, q, finished) = exec.run_queue(None, &mut |_| {}).await.unwrap();
+    assert_eq!((q.done, q.pending), (0, 1));
+    assert!(finished.is_empty());
+    // Once due, the next run removes the item and finishes the request.
+    sqlx::query("UPDATE erasure_external_queue SET next_attempt_at = now()")
+        .execute(&env.console.pool)
+        .await
+        .unwrap();
+    let (_, q, finished) = exec.run_queue(None, &mut |_| {}).await.unwrap();
+    assert_eq!((q.done, q.pending, q.failed), (1, 0, 0));
+    assert_eq!(finished, vec![id]);
+    assert_eq!(
+        get_request(&env.console.pool, id).await.unwrap().state,
+        "done"
+    );
+    assert_eq!(
+        ext.plaid.removed_items(),
+        ["item-erasure-test-1".to_string()].into_iter().collect()
+    );
+}

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use charon::core::Error;
@@ -17,11 +15,10 @@ use charon::core::audit::{self, AuditFilter, AuditKey, ExportDest, ExportFormat,
 use charon::core::config::Config;
 use charon::core::console::{Console, allowed};
 use charon::core::erasure::{Regime, Subject};
-use charon::core::mfa::otp::{self, AesKey, OtpToken, PrivateId};
-use charon::core::secrets::MasterKey;
 use charon::core::session::{Role, Session};
-use charon::core::{keys, operators, records};
+use charon::core::{operators, records};
 use common::TestDb;
+use common::cli::{Binary, TestOtpKey};
 use uuid::Uuid;
 
 struct Setup {
@@ -75,105 +72,6 @@ impl Setup {
             .unwrap()
             .entries
             .remove(0)
-    }
-}
-
-/// The real binary, configured for a setup's two databases, with the audit
-/// key and the master key in its environment (as a deployment passes them).
-struct Binary {
-    _dir: tempfile::TempDir,
-    cfg: std::path::PathBuf,
-    master: [u8; 32],
-}
-
-impl Binary {
-    fn new(s: &Setup, master: [u8; 32]) -> Binary {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("config.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "environment = \"ci\"\npluto_url = \"{}\"\nconsole_url = \"{}\"\n",
-                s.pluto.url.expose(),
-                s.console_db.url.expose()
-            ),
-        )
-        .unwrap();
-        Binary {
-            _dir: dir,
-            cfg,
-            master,
-        }
-    }
-
-    /// Runs `charon --config CFG ARGS…` with `stdin`; (exit code, stdout, stderr).
-    fn run<S: AsRef<std::ffi::OsStr>>(
-        &self,
-        args: &[S],
-        stdin: &str,
-    ) -> (Option<i32>, String, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_charon"))
-            .arg("--config")
-            .arg(&self.cfg)
-            .args(args)
-            .env("CHARON_AUDIT_KEY", "ab".repeat(32))
-            .env("CHARON_MASTER_KEY", hex::encode(self.master))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    }
-}
-
-/// A Yubico OTP key as the tests use it: enrolled for an operator, and the
-/// OTPs it types (the session counter counts up with `n`).
-struct TestOtpKey {
-    public_id: &'static str,
-    aes: [u8; 16],
-    private_id: [u8; 6],
-}
-
-impl TestOtpKey {
-    async fn enroll(&self, s: &Setup, master: [u8; 32], login: &str) {
-        keys::enroll_otp(
-            &s.console_db.pool,
-            &MasterKey::new(master),
-            login,
-            "key",
-            self.public_id,
-            &AesKey::new(self.aes),
-            &PrivateId::new(self.private_id),
-        )
-        .await
-        .unwrap();
-    }
-
-    fn otp(&self, n: u8) -> String {
-        otp::generate_otp(
-            self.public_id,
-            &AesKey::new(self.aes),
-            &OtpToken {
-                private_id: PrivateId::new(self.private_id),
-                usage_counter: 1,
-                timestamp: 500 + u32::from(n),
-                session_use: n,
-                random: 7,
-            },
-        )
-        .unwrap()
     }
 }
 
@@ -535,8 +433,8 @@ async fn the_cli_reads_an_otp_from_stdin_and_refuses_a_replay() {
         aes: [0x11; 16],
         private_id: [1, 2, 3, 4, 5, 6],
     };
-    key.enroll(&s, master, &login).await;
-    let bin = Binary::new(&s, master);
+    key.enroll(&s.console_db.pool, master, &login).await;
+    let bin = Binary::new(&s.pluto.url, &s.console_db.url, master);
     let otp = |n: u8| key.otp(n);
     let run = |otp: String| bin.run(&["tenants", "search", "acme"], &format!("{otp}\n"));
     let first = otp(1);
@@ -579,7 +477,7 @@ async fn admin_cli_bootstrap_operators_and_keys() {
         counter += 1;
         key.otp(counter)
     };
-    let bin = Binary::new(&s, master);
+    let bin = Binary::new(&s.pluto.url, &s.console_db.url, master);
     let charon = |args: &[&str], stdin: &str| bin.run(args, stdin);
     let me = operators::os_account().unwrap();
     let secret_arg = secret.to_str().unwrap();
@@ -1033,8 +931,8 @@ async fn cli_reveal_and_redact_with_an_otp() {
         aes: [0x33; 16],
         private_id: [6, 5, 4, 3, 2, 1],
     };
-    key.enroll(&s, master, &login).await;
-    let bin = Binary::new(&s, master);
+    key.enroll(&s.console_db.pool, master, &login).await;
+    let bin = Binary::new(&s.pluto.url, &s.console_db.url, master);
     let otp = |n: u8| key.otp(n);
     let run = |args: Vec<String>, stdin: String| bin.run(&args, &stdin);
     let field = |cmd: &str| -> Vec<String> {
@@ -1092,7 +990,7 @@ async fn five_failures_at_the_gate_lock_the_operator_and_the_log_says_so() {
         aes: [0x44; 16],
         private_id: [1; 6],
     }
-    .enroll(&s, [1; 32], "lou")
+    .enroll(&s.console_db.pool, [1; 32], "lou")
     .await;
     let mut config = s.config.clone();
     config.mfa.allow_software_keys = false;
@@ -1243,8 +1141,8 @@ async fn cli_output_of_hostile_records_is_inert() {
         aes: [0x55; 16],
         private_id: [9; 6],
     };
-    key.enroll(&s, master, &login).await;
-    let bin = Binary::new(&s, master);
+    key.enroll(&s.console_db.pool, master, &login).await;
+    let bin = Binary::new(&s.pluto.url, &s.console_db.url, master);
     let otp = |n: u8| key.otp(n);
     let t = tenant.to_string();
     let i = id.to_string();

@@ -543,15 +543,13 @@ impl Console {
     /// The key of the keyed hashes of erasure subjects' identifiers: derived
     /// from the audit key, never stored.
     fn erasure_key(&self) -> [u8; 32] {
-        self.audit.key.mac(b"charon-erasure-subject-key-v1")
+        erasure::store::subject_key(&self.audit.key)
     }
 
     /// The key that seals credentials (Plaid access tokens) in the erasure
     /// queue: derived from the audit key, never stored.
     fn credential_seal(&self) -> crate::core::secrets::MasterKey {
-        crate::core::secrets::MasterKey::new(
-            self.audit.key.mac(b"charon-erasure-credential-seal-v1"),
-        )
+        erasure::store::credential_seal(&self.audit.key)
     }
 
     /// The configured external systems, checked against the data map.

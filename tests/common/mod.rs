@@ -6,6 +6,9 @@
 //! FORCE) when dropped, also when the test panics.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cli;
+pub mod plaid;
+
 use std::str::FromStr;
 
 use charon::core::config::DbUrl;

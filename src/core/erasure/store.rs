@@ -137,6 +137,18 @@ fn keyed(key: &[u8], kind: &str, value: &str) -> Result<String> {
     Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The key of the subject identifiers' keyed hashes: derived from the audit
+/// key, never stored.
+pub fn subject_key(audit: &crate::core::audit::AuditKey) -> [u8; 32] {
+    audit.mac(b"charon-erasure-subject-key-v1")
+}
+
+/// The key that seals credentials (Plaid access tokens) in the external
+/// queue: derived from the audit key, never stored.
+pub fn credential_seal(audit: &crate::core::audit::AuditKey) -> crate::core::secrets::MasterKey {
+    crate::core::secrets::MasterKey::new(audit.mac(b"charon-erasure-credential-seal-v1"))
+}
+
 /// Keyed hashes (HMAC-SHA256) of the subject's normalised identifiers,
 /// sorted: what the console database keeps instead of the identifiers.
 pub fn subject_hashes(key: &[u8], subject: &Subject) -> Result<Vec<String>> {
