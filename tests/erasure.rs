@@ -1030,3 +1030,233 @@ async fn a_failing_external_step_is_retried_later_and_then_the_request_completes
         ["item-erasure-test-1".to_string()].into_iter().collect()
     );
 }
+
+// ---------------------------------------------------------------- crash safety
+
+/// The request as the binary sees it: created with the binary's subject-hash
+/// key (derived from its audit key), planned and approved by two officers.
+async fn approved_for_binary(env: &Env, s: &Subject) -> Uuid {
+    let audit = charon::core::audit::AuditKey::from_hex(&"ab".repeat(32)).unwrap();
+    let key = erasure::store::subject_key(&audit);
+    let id = create_request(
+        &env.console.pool,
+        &key,
+        &NewRequest {
+            id: Uuid::new_v4(),
+            kind: RequestKind::Erasure,
+            subject: s,
+            ticket: "ZD-9".into(),
+            regime: Regime::Gdpr,
+            note: String::new(),
+            received_at: chrono::Utc::now(),
+            created_by: "alice".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let p = plan(
+        &discover(&env.pluto.pool, &env.map, &env.catalog, s)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    store_plan(&env.console.pool, id, &p, "alice")
+        .await
+        .unwrap();
+    approve(&env.console.pool, id, "bob", &p.sha256)
+        .await
+        .unwrap();
+    id
+}
+
+/// Starts `charon erasure execute`, waits until it reports the pause point,
+/// and SIGKILLs it there.
+fn kill_at(bin: &common::cli::Binary, args: &[String], otp: &str, point: &str) {
+    use std::io::{BufRead, Write};
+    let mut child = bin
+        .command(args)
+        .env("CHARON_ERASURE_PAUSE_AT", point)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{otp}").unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains(&format!("paused at {point}")) => break,
+            Ok(l) => seen.push(l),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("never reached {point}: {seen:?}");
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+// Multi-threaded: the Plaid server keeps answering while a worker thread
+// waits for the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_every_point_of_execution_leaves_pluto_whole_or_erased_and_the_next_run_finishes()
+ {
+    use charon::core::session::Role;
+    for (i, (point, committed)) in [
+        ("pluto_applied", false),
+        ("console_committed", false),
+        ("pluto_committed", true),
+        ("queue_started", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let env = setup(&format!("er_kill{i}")).await;
+        let ext = external(&env).await;
+        let login = charon::core::operators::os_account().unwrap();
+        charon::core::operators::add(&env.console.pool, "x", &login, "Officer", Role::Compliance)
+            .await
+            .unwrap();
+        let master = [5u8; 32];
+        let key = common::cli::TestOtpKey {
+            public_id: "cccccbhkevbn",
+            aes: [0x44; 16],
+            private_id: [1, 2, 3, 4, 5, 6],
+        };
+        key.enroll(&env.console.pool, master, &login).await;
+        let bin = common::cli::Binary::with_config(
+            &env.pluto.url,
+            &env.console.url,
+            master,
+            &ext.config_toml(),
+        );
+        let id = approved_for_binary(&env, &subject()).await;
+        let before = snapshot(&env.pluto.pool).await;
+        let execute: Vec<String> = [
+            "erasure",
+            "execute",
+            "--request",
+            &id.to_string(),
+            "--email",
+            EMAIL,
+            "--phone",
+            PHONE,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut n = 1u8;
+        kill_at(&bin, &execute, &key.otp(n), point);
+
+        // Pluto: whole, or the subject fully erased; never half.
+        if committed {
+            assert_eq!(
+                scan_for_subject(&env.pluto.pool).await,
+                Vec::<String>::new(),
+                "{point}"
+            );
+        } else {
+            assert_eq!(
+                snapshot(&env.pluto.pool).await,
+                before,
+                "{point}: untouched"
+            );
+        }
+        assert_eq!(
+            get_request(&env.console.pool, id).await.unwrap().state,
+            "executing",
+            "{point}"
+        );
+
+        // The next run settles it (waiting while the server still holds the
+        // killed session's transaction and lock).
+        let mut out = String::new();
+        for _ in 0..40 {
+            n += 1;
+            let (code, o, err) = bin.run(&["erasure", "run-queue"], &format!("{}\n", key.otp(n)));
+            assert_eq!(code, Some(0), "{point}: {o}\n{err}");
+            out = o;
+            if !out.contains("is running in another session") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        let r = get_request(&env.console.pool, id).await.unwrap();
+        if committed {
+            assert_eq!(r.state, "done", "{point}: {out}");
+            assert!(r.certificate_sha256.is_some());
+            assert!(!ext.object_exists("receipts/erasure-1.jpg"), "{point}");
+            assert_eq!(
+                ext.plaid.removed_items(),
+                ["item-erasure-test-1".to_string()].into_iter().collect(),
+                "{point}"
+            );
+        } else {
+            assert!(out.contains("had not committed"), "{point}: {out}");
+            assert_eq!(r.state, "approved", "{point}");
+            assert_eq!(
+                snapshot(&env.pluto.pool).await,
+                before,
+                "{point}: untouched"
+            );
+            let (queued, ledger): (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM erasure_external_queue),
+                        (SELECT count(*) FROM erasure_ledger)",
+            )
+            .fetch_one(&env.console.pool)
+            .await
+            .unwrap();
+            assert_eq!((queued, ledger), (0, 0), "{point}");
+            assert!(ext.object_exists("receipts/erasure-1.jpg"));
+            // Executing again (the approval still holds) finishes it.
+            n += 1;
+            let (code, o, err) = bin.run(&execute, &format!("{}\n", key.otp(n)));
+            assert_eq!(code, Some(0), "{point}: {o}\n{err}");
+            assert!(o.contains("done; certificate sha256"), "{point}: {o}");
+            assert_eq!(
+                scan_for_subject(&env.pluto.pool).await,
+                Vec::<String>::new()
+            );
+            assert!(!ext.object_exists("receipts/erasure-1.jpg"));
+        }
+        // The audit log says what happened: the killed execution's entry
+        // (written first), then the run that settled it.
+        let actions: Vec<String> = sqlx::query_scalar(
+            "SELECT action FROM audit_log WHERE action LIKE 'erasure.%' ORDER BY seq",
+        )
+        .fetch_all(&env.console.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            actions.first().map(String::as_str),
+            Some("erasure.execute"),
+            "{point}"
+        );
+        assert!(
+            actions.iter().any(|a| a == "erasure.run_queue"),
+            "{point}: {actions:?}"
+        );
+        let audit_key = charon::core::audit::AuditKey::from_hex(&"ab".repeat(32)).unwrap();
+        let verdict =
+            charon::core::audit::verify(&env.console.pool, &audit_key, None, None, |_| {})
+                .await
+                .unwrap();
+        assert!(
+            matches!(verdict, charon::core::audit::Verdict::Intact { .. }),
+            "{point}: {verdict:?}"
+        );
+    }
+}
