@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use charon::core::Error;
 use charon::core::datamap::{Catalog, DataMap};
@@ -232,6 +232,7 @@ async fn exec(env: &Env, id: Uuid, s: &Subject, by: &str) -> charon::core::Resul
         key: KEY,
         seal: &seal,
         systems: &systems,
+        export_dir: std::path::Path::new("/nonexistent"),
     }
     .execute(id, s, by, &mut |_| {})
     .await
@@ -809,6 +810,7 @@ async fn exec_with(
         key: KEY,
         seal: &seal,
         systems,
+        export_dir: std::path::Path::new("/nonexistent"),
     }
     .execute(id, s, "carol", &mut |_| {})
     .await
@@ -1009,6 +1011,7 @@ async fn a_failing_external_step_is_retried_later_and_then_the_request_completes
         key: KEY,
         seal: &seal,
         systems: &systems,
+        export_dir: std::path::Path::new("/nonexistent"),
     };
     let (_, q, finished) = exec.run_queue(None, &mut |_| {}).await.unwrap();
     assert_eq!((q.done, q.pending), (0, 1));
@@ -1259,4 +1262,149 @@ async fn sigkill_at_every_point_of_execution_leaves_pluto_whole_or_erased_and_th
             "{point}: {verdict:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------- access requests
+
+#[tokio::test]
+async fn an_access_request_exports_exactly_what_an_erasure_would_find_and_changes_nothing() {
+    let env = setup("er_access").await;
+    sqlx::query("UPDATE bank_connections SET plaid_access_token = $2 WHERE id = $1")
+        .bind(env.connection)
+        .bind(TOKEN)
+        .execute(&env.pluto.pool)
+        .await
+        .unwrap();
+    let s = subject();
+    let id = create_request(
+        &env.console.pool,
+        KEY,
+        &NewRequest {
+            id: Uuid::new_v4(),
+            kind: RequestKind::Access,
+            subject: &s,
+            ticket: "ZD-ACCESS".into(),
+            regime: Regime::Gdpr,
+            note: String::new(),
+            received_at: chrono::Utc::now(),
+            created_by: "alice".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let p = plan(
+        &discover(&env.pluto.pool, &env.map, &env.catalog, &s)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    store_plan(&env.console.pool, id, &p, "alice")
+        .await
+        .unwrap();
+    approve(&env.console.pool, id, "bob", &p.sha256)
+        .await
+        .unwrap();
+    let before = snapshot(&env.pluto.pool).await;
+    let dir = tempfile::tempdir().unwrap();
+    let seal = MasterKey::new([7; 32]);
+    let systems = Systems::default();
+    let out = Executor {
+        pluto: &env.pluto.pool,
+        console: &env.console.pool,
+        map: &env.map,
+        catalog: &env.catalog,
+        key: KEY,
+        seal: &seal,
+        systems: &systems,
+        export_dir: dir.path(),
+    }
+    .execute(id, &s, "carol", &mut |_| {})
+    .await
+    .unwrap();
+    let ExecuteOutcome::Done(r) = out else {
+        panic!("not executed: {out:?}");
+    };
+    assert_eq!(snapshot(&env.pluto.pool).await, before, "nothing changed");
+    assert!(r.complete);
+    let x = r.export.unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&x.path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Read the archive back.
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(&x.path).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+        files.insert(name, text);
+    }
+    let manifest: serde_json::Value = serde_json::from_str(&files["manifest.json"]).unwrap();
+    // What the erasure plan lists (but mentions in others' rows) is exactly
+    // what was exported, table by table.
+    let mut planned: BTreeMap<String, u64> = BTreeMap::new();
+    for t in p.per_table.iter().filter(|t| t.action != RowAction::Redact) {
+        *planned.entry(t.table.clone()).or_default() += t.rows;
+    }
+    let exported: BTreeMap<String, u64> = manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(exported, planned);
+    let mentions: u64 = p
+        .per_table
+        .iter()
+        .filter(|t| t.action == RowAction::Redact)
+        .map(|t| t.rows)
+        .sum();
+    assert_eq!(manifest["mentions_in_other_records_not_exported"], mentions);
+    let users: serde_json::Value = serde_json::from_str(&files["tables/users.json"]).unwrap();
+    assert_eq!(
+        users[0]["full_name"], NAME,
+        "the subject's own data, in clear"
+    );
+    let receipts: serde_json::Value = serde_json::from_str(&files["tables/receipts.json"]).unwrap();
+    let ids: BTreeSet<i64> = receipts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [9000000001, 9000000002].into_iter().collect(),
+        "not receipt 3 (someone else's)"
+    );
+    let conns = &files["tables/bank_connections.json"];
+    assert!(conns.contains("item-erasure-test-1"));
+    assert!(!conns.contains(TOKEN), "credentials are never exported");
+    assert!(!conns.contains("plaid_access_token"));
+    assert!(files["external.json"].contains("receipts/erasure-1.jpg"));
+
+    // The certificate names the archive and its hash; the subject stays masked.
+    let c = erasure::certificate::get(&env.console.pool, id)
+        .await
+        .unwrap();
+    assert_eq!(c.json["request"]["kind"], "access");
+    assert_eq!(c.json["totals"]["archive_sha256"], x.sha256);
+    assert!(
+        c.json["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["action"] == "exported" || t["action"] == "mentioned (not exported)")
+    );
+    assert!(!c.canonical_json().to_lowercase().contains(EMAIL));
+    assert!(c.markdown().starts_with("# Access request certificate"));
 }

@@ -258,10 +258,20 @@ pub async fn run(console: &Console, cmd: ErasureCommand, factor: Factor) -> anyh
                     if r.resumed {
                         output::line("resumed an interrupted execution");
                     }
-                    output::line(&format!(
-                        "pluto: {} rows deleted, {} pseudonymised, {} redacted",
-                        r.rows_deleted, r.rows_pseudonymised, r.rows_redacted
-                    ));
+                    if let Some(x) = &r.export {
+                        output::line(&format!(
+                            "exported {} rows of {} tables, {} external objects listed",
+                            x.tables.values().sum::<u64>(),
+                            x.tables.len(),
+                            x.external_objects
+                        ));
+                        output::line(&format!("{}  {}", x.sha256, x.path.display()));
+                    } else {
+                        output::line(&format!(
+                            "pluto: {} rows deleted, {} pseudonymised, {} redacted",
+                            r.rows_deleted, r.rows_pseudonymised, r.rows_redacted
+                        ));
+                    }
                     output::line(&format!(
                         "external: {} steps queued; {} done, {} to retry, {} failed, {} pending",
                         r.external_enqueued,

@@ -105,6 +105,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawErasure {
     max_attempts: Option<Spanned<u32>>,
+    export_dir: Option<Spanned<String>>,
     #[serde(default)]
     systems: std::collections::BTreeMap<String, Spanned<RawSystem>>,
 }
@@ -125,13 +126,28 @@ struct RawSystem {
 pub struct ErasureConfig {
     /// Tries an external step gets before it is marked failed.
     pub max_attempts: u32,
+    /// Where access requests write their archives (mode 0600). Default:
+    /// `$XDG_DATA_HOME/charon/exports`.
+    pub export_dir: Option<PathBuf>,
     pub systems: std::collections::BTreeMap<String, SystemConfig>,
+}
+
+impl ErasureConfig {
+    pub fn export_dir(&self) -> PathBuf {
+        self.export_dir.clone().unwrap_or_else(|| {
+            dirs::data_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("charon")
+                .join("exports")
+        })
+    }
 }
 
 impl Default for ErasureConfig {
     fn default() -> Self {
         ErasureConfig {
             max_attempts: 8,
+            export_dir: None,
             systems: Default::default(),
         }
     }
@@ -446,6 +462,9 @@ impl Config {
                 ));
             }
             erasure.max_attempts = *v.get_ref();
+        }
+        if let Some(v) = &raw.erasure.export_dir {
+            erasure.export_dir = Some(path(v, "erasure.export_dir")?);
         }
         for (name, sys) in raw.erasure.systems {
             let key = format!("erasure.systems.{name}.url");

@@ -1353,6 +1353,7 @@ impl Console {
                 let (map, catalog) = self.datamap().await?;
                 let systems = self.systems().await?;
                 let seal = self.credential_seal();
+                let export_dir = self.erasure_config.export_dir();
                 let operator = self.session().operator;
                 let exec = erasure::Executor {
                     pluto: &self.pluto_write,
@@ -1362,6 +1363,7 @@ impl Console {
                     key: &key,
                     seal: &seal,
                     systems,
+                    export_dir: &export_dir,
                 };
                 let mut forward = |p: erasure::Progress| progress(erasure_progress(p));
                 let outcome = exec
@@ -1404,6 +1406,7 @@ impl Console {
                 let (map, catalog) = self.datamap().await?;
                 let systems = self.systems().await?;
                 let seal = self.credential_seal();
+                let export_dir = self.erasure_config.export_dir();
                 let exec = erasure::Executor {
                     pluto: &self.pluto_write,
                     console: &self.console,
@@ -1412,6 +1415,7 @@ impl Console {
                     key: &key,
                     seal: &seal,
                     systems,
+                    export_dir: &export_dir,
                 };
                 let mut forward = |q: erasure::QueueProgress| {
                     progress(erasure_progress(erasure::Progress::External(q)))

@@ -161,6 +161,7 @@ async fn build(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Value> {
     .fetch_one(&mut *tx)
     .await?;
     let kind: String = r.try_get(0)?;
+    let access = kind == "access";
     let due: DateTime<Utc> = r.try_get(5)?;
     let executed: Option<DateTime<Utc>> = r.try_get(6)?;
     let now: DateTime<Utc> = r.try_get(14)?;
@@ -172,11 +173,21 @@ async fn build(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Value> {
         .map(|a| {
             a.iter()
                 .map(|t| {
+                    let action = match (access, t.get("action").and_then(|a| a.as_str())) {
+                        (true, Some("redact")) => json!("mentioned (not exported)"),
+                        (true, _) => json!("exported"),
+                        (false, a) => json!(a),
+                    };
+                    let reason = if access {
+                        json!("found for the subject")
+                    } else {
+                        t.get("reason").cloned().unwrap_or(Value::Null)
+                    };
                     json!({
                         "table": t.get("table"),
-                        "action": t.get("action"),
+                        "action": action,
                         "rows": t.get("rows"),
-                        "reason": t.get("reason"),
+                        "reason": reason,
                         "columns": t.get("columns"),
                     })
                 })

@@ -41,6 +41,8 @@ pub struct ExecuteReport {
     pub certificate_sha256: Option<String>,
     /// The request had been interrupted; this run resumed it.
     pub resumed: bool,
+    /// Access requests: the archive written.
+    pub export: Option<super::access::AccessExport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +92,8 @@ pub struct Executor<'a> {
     /// Seals credentials (Plaid access tokens) in the queue.
     pub seal: &'a MasterKey,
     pub systems: &'a Systems,
+    /// Where access requests write their archive.
+    pub export_dir: &'a std::path::Path,
 }
 
 /// A test hook: with `CHARON_ERASURE_PAUSE_AT=<point>` the process stops at
@@ -184,7 +188,12 @@ impl Executor<'_> {
                 if claimed.rows_affected() != 1 {
                     return Err(Error::Conflict("the request changed meanwhile".into()));
                 }
-                match self.run_pluto(id, subject, &approved, progress).await {
+                let run = if r.kind == "access" {
+                    self.run_access(id, subject, &approved, progress).await
+                } else {
+                    self.run_pluto(id, subject, &approved, progress).await
+                };
+                match run {
                     Ok(ExecuteOutcome::Done(r)) => report = ExecuteReport { resumed, ..r },
                     Ok(ExecuteOutcome::PlanChanged {
                         approved_sha256,
@@ -370,6 +379,66 @@ impl Executor<'_> {
                 Ok(Recovered::RolledBack)
             }
         }
+    }
+
+    /// An access request: re-discover (the plan must still be the approved
+    /// one), export everything found into one archive; nothing is changed.
+    async fn run_access(
+        &self,
+        id: Uuid,
+        subject: &Subject,
+        approved: &str,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<ExecuteOutcome> {
+        progress(Progress::Phase("discovery"));
+        let d = super::discover(self.pluto, self.map, self.catalog, subject).await?;
+        let new_plan = plan(&d)?;
+        if new_plan.sha256 != approved {
+            let old: Option<serde_json::Value> =
+                sqlx::query_scalar("SELECT plan FROM erasure_requests WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(self.console)
+                    .await?;
+            let differences = match old.and_then(|v| serde_json::from_value::<StoredPlan>(v).ok()) {
+                Some(old) => old.into_plan().diff(&new_plan),
+                None => vec!["no stored plan to compare".into()],
+            };
+            return Ok(ExecuteOutcome::PlanChanged {
+                approved_sha256: approved.to_string(),
+                new_plan,
+                differences,
+            });
+        }
+        progress(Progress::Phase("export"));
+        let x = super::access::export(
+            self.pluto,
+            self.map,
+            self.catalog,
+            subject,
+            id,
+            self.export_dir,
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE erasure_requests
+                SET result = $2, pluto_committed_at = now(), executed_at = now()
+              WHERE id = $1",
+        )
+        .bind(id)
+        .bind(serde_json::json!({
+            "archive": x.path.display().to_string(),
+            "archive_sha256": x.sha256,
+            "archive_bytes": x.bytes,
+            "rows_exported": x.tables.values().sum::<u64>(),
+            "mentions_in_other_records_not_exported": x.mentions_not_exported,
+            "external_objects_listed": x.external_objects,
+        }))
+        .execute(self.console)
+        .await?;
+        Ok(ExecuteOutcome::Done(ExecuteReport {
+            export: Some(x),
+            ..ExecuteReport::default()
+        }))
     }
 
     async fn run_pluto(
@@ -641,7 +710,7 @@ fn key_type(data_type: &str) -> Result<&'static str> {
 }
 
 /// ` WHERE ("k1", "k2") IN (SELECT * FROM unnest($1::text[]::bigint[], ...))`
-fn push_key_filter(
+pub(super) fn push_key_filter(
     qb: &mut QueryBuilder<Postgres>,
     catalog: &Catalog,
     f: &TableFind,
@@ -678,7 +747,7 @@ fn push_key_filter(
 }
 
 /// Keys per statement: bounds the size of one bound array.
-const CHUNK: usize = 10_000;
+pub(super) const CHUNK: usize = 10_000;
 
 async fn apply(
     tx: &mut Transaction<'static, Postgres>,

@@ -3,6 +3,7 @@
 //! canonical JSON and its SHA-256 (an approval is bound to it), and execute
 //! it (see [`store`]) in one Pluto transaction. See docs/erasure.md.
 
+pub mod access;
 pub mod certificate;
 pub mod execute;
 pub mod external;
