@@ -32,15 +32,44 @@ pub enum BenchCommand {
         #[arg(long, value_name = "URL")]
         pluto_url: Option<String>,
     },
+    /// Erasure of one subject with many rows (issue 7): plan and execute
+    /// times and peak memory, in a database seeded with `charon seed`.
+    Erasure {
+        /// The seeded Pluto database (e.g. 100,000 tenants, 10 M rows).
+        #[arg(long, value_name = "URL")]
+        pluto_url: String,
+        #[arg(long, default_value_t = 1_000)]
+        receipts: i64,
+        #[arg(long, default_value_t = 500)]
+        trips: i64,
+        #[arg(long, default_value_t = 2_000_000)]
+        points: i64,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
-    let BenchCommand::Search {
-        tenants,
-        seed,
-        samples,
-        pluto_url,
-    } = cmd;
+    let (tenants, seed, samples, pluto_url) = match cmd {
+        BenchCommand::Search {
+            tenants,
+            seed,
+            samples,
+            pluto_url,
+        } => (tenants, seed, samples, pluto_url),
+        BenchCommand::Erasure {
+            pluto_url,
+            receipts,
+            trips,
+            points,
+        } => {
+            return super::bench_erasure::run(super::bench_erasure::Options {
+                pluto_url,
+                receipts,
+                trips,
+                points,
+            })
+            .await;
+        }
+    };
     let (server, pluto, console_url) = match pluto_url {
         Some(url) => {
             let console_db = format!(
