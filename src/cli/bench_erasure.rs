@@ -156,11 +156,16 @@ pub async fn run(o: Options) -> anyhow::Result<i32> {
     .fetch_one(&pluto)
     .await?;
 
-    let console_db = format!("charon_bench_{}", &Uuid::new_v4().simple().to_string()[..10]);
+    let console_db = format!(
+        "charon_bench_{}",
+        &Uuid::new_v4().simple().to_string()[..10]
+    );
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(pluto_url.expose()).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{console_db}\"")))
-        .execute(&mut admin)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{console_db}\""
+    )))
+    .execute(&mut admin)
+    .await?;
     let result = bench(&o, &pluto, &pluto_url, &console_db, rows).await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS \"{console_db}\" WITH (FORCE)"

@@ -11,7 +11,7 @@
 //! groups of an erasure plan) are counted, not exported: they are someone
 //! else's records.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,9 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::execute::{CHUNK, push_key_filter};
+use futures::TryStreamExt;
+
+use super::execute::{filters, push_filter};
 use super::{RowAction, Subject, TableFind, discover_in};
 use crate::core::datamap::{Catalog, Category, DataMap};
 use crate::core::{Error, Result};
@@ -58,25 +60,22 @@ pub async fn export(
         .await?;
     let d = discover_in(&mut tx, map, catalog, subject).await?;
 
-    // The subject's rows per table (any action but redact), keys merged.
-    let mut per_table: BTreeMap<String, (TableFind, BTreeSet<Vec<String>>)> = BTreeMap::new();
+    // The subject's rows per table (any action but redact).
+    let mut per_table: BTreeMap<String, Vec<&TableFind>> = BTreeMap::new();
     let mut mentions = 0u64;
     for f in &d.tables {
         if f.action == RowAction::Redact {
-            mentions += f.keys.len() as u64;
+            mentions += f.count;
             continue;
         }
-        let e = per_table
-            .entry(f.table.clone())
-            .or_insert_with(|| (f.clone(), BTreeSet::new()));
-        e.1.extend(f.keys.iter().cloned());
+        per_table.entry(f.table.clone()).or_default().push(f);
     }
 
     let scratch = tempfile::tempdir_in(dir).map_err(|e| io("temporary directory", e))?;
     let mut manifest_tables = Vec::new();
     let mut counts = BTreeMap::new();
     let mut files: Vec<(String, PathBuf)> = Vec::new();
-    for (table, (find, keys)) in &per_table {
+    for (table, finds) in &per_table {
         let hidden: Vec<String> = map
             .table(table)
             .map(|t| {
@@ -97,20 +96,22 @@ pub async fn export(
             w.write_all(s)
         };
         put(&mut w, b"[").map_err(|e| io("writing", e))?;
-        let keys: Vec<Vec<String>> = keys.iter().cloned().collect();
         let mut n = 0u64;
-        for chunk in keys.chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Postgres>::new("SELECT (to_jsonb(t) - ");
-            qb.push_bind(hidden.clone())
-                .push("::text[])::text FROM ")
-                .push(catalog.table(table)?.as_str())
-                .push(" AS t");
-            push_key_filter(&mut qb, catalog, find, chunk)?;
-            let rows: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-            for r in rows {
-                put(&mut w, if n == 0 { b"\n" } else { b",\n" }).map_err(|e| io("writing", e))?;
-                put(&mut w, r.as_bytes()).map_err(|e| io("writing", e))?;
-                n += 1;
+        for find in finds {
+            for filter in filters(find) {
+                let mut qb = QueryBuilder::<Postgres>::new("SELECT (to_jsonb(t0) - ");
+                qb.push_bind(hidden.clone())
+                    .push("::text[])::text FROM ")
+                    .push(catalog.table(table)?.as_str())
+                    .push(" AS t0");
+                push_filter(&mut qb, map, catalog, &d, find, &filter)?;
+                let mut rows = qb.build_query_scalar::<String>().fetch(&mut *tx);
+                while let Some(r) = rows.try_next().await? {
+                    put(&mut w, if n == 0 { b"\n" } else { b",\n" })
+                        .map_err(|e| io("writing", e))?;
+                    put(&mut w, r.as_bytes()).map_err(|e| io("writing", e))?;
+                    n += 1;
+                }
             }
         }
         put(&mut w, b"\n]\n").map_err(|e| io("writing", e))?;

@@ -22,8 +22,11 @@ use uuid::Uuid;
 
 use super::external::{self, QueueProgress, QueueReport, Systems, credential_aad};
 use super::store::{check_subject, get_request, subject_hashes};
-use super::{Discovery, Plan, RowAction, Subject, TableFind, discover_in, plan, redact_terms};
-use crate::core::datamap::{Catalog, ColumnErasure, DataMap, is_text_type};
+use super::{
+    Discovery, Plan, RowAction, Rows, Subject, TableFind, discover_in, plan, push_selector,
+    redact_terms,
+};
+use crate::core::datamap::{Catalog, ColumnErasure, DataMap, SubjectLink, is_text_type};
 use crate::core::secrets::MasterKey;
 use crate::core::{Error, Result};
 
@@ -763,14 +766,20 @@ async fn apply(
             table: f.table.clone(),
             action: f.action,
             done,
-            total: f.keys.len(),
+            total: f.count as usize,
         })
     };
 
     // 1. Free text naming the subject, in rows that stay.
     for f in d.tables.iter().filter(|f| f.action == RowAction::Redact) {
         let table = catalog.table(&f.table)?;
-        for (ci, chunk) in f.keys.chunks(CHUNK).enumerate() {
+        let Rows::Keys(keys) = &f.rows else {
+            return Err(Error::Config(format!(
+                "mentions in `{}` are not listed by key",
+                f.table
+            )));
+        };
+        for (ci, chunk) in keys.chunks(CHUNK).enumerate() {
             for col in &f.columns {
                 let c = catalog.column(&f.table, col)?;
                 let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
@@ -839,7 +848,8 @@ async fn apply(
         if sets.is_empty() {
             continue;
         }
-        for (ci, chunk) in f.keys.chunks(CHUNK).enumerate() {
+        let mut done = 0u64;
+        for filter in filters(f) {
             let mut qb = QueryBuilder::<Postgres>::new("UPDATE ");
             qb.push(catalog.table(&f.table)?.as_str()).push(" SET ");
             for (i, (col, pseudo)) in sets.iter().enumerate() {
@@ -853,10 +863,12 @@ async fn apply(
                     qb.push(" = NULL");
                 }
             }
-            push_key_filter(&mut qb, catalog, f, chunk)?;
-            report.rows_pseudonymised += qb.build().execute(&mut **tx).await?.rows_affected();
-            tick(f, ci * CHUNK + chunk.len());
+            push_filter(&mut qb, map, catalog, d, f, &filter)?;
+            done += qb.build().execute(&mut **tx).await?.rows_affected();
+            tick(f, done as usize);
         }
+        same_rows(f, done)?;
+        report.rows_pseudonymised += done;
     }
 
     // 3. Deletions, children first.
@@ -877,13 +889,66 @@ async fn apply(
         )
     });
     for f in deletes {
-        for (ci, chunk) in f.keys.chunks(CHUNK).enumerate() {
+        let mut done = 0u64;
+        for filter in filters(f) {
             let mut qb = QueryBuilder::<Postgres>::new("DELETE FROM ");
             qb.push(catalog.table(&f.table)?.as_str());
-            push_key_filter(&mut qb, catalog, f, chunk)?;
-            report.rows_deleted += qb.build().execute(&mut **tx).await?.rows_affected();
-            tick(f, ci * CHUNK + chunk.len());
+            push_filter(&mut qb, map, catalog, d, f, &filter)?;
+            done += qb.build().execute(&mut **tx).await?.rows_affected();
+            tick(f, done as usize);
         }
+        same_rows(f, done)?;
+        report.rows_deleted += done;
     }
     Ok(report)
+}
+
+/// The row filters of a group's statements: chunks of keys, or its links
+/// once.
+pub(super) enum Filter<'a> {
+    Keys(&'a [Vec<String>]),
+    Linked(&'a [SubjectLink]),
+}
+
+pub(super) fn filters(f: &TableFind) -> Vec<Filter<'_>> {
+    match &f.rows {
+        Rows::Keys(k) => k.chunks(CHUNK).map(Filter::Keys).collect(),
+        Rows::Linked(l) => vec![Filter::Linked(l)],
+    }
+}
+
+/// ` WHERE …` for one filter.
+pub(super) fn push_filter(
+    qb: &mut QueryBuilder<Postgres>,
+    map: &DataMap,
+    catalog: &Catalog,
+    d: &Discovery,
+    f: &TableFind,
+    filter: &Filter<'_>,
+) -> Result<()> {
+    match filter {
+        Filter::Keys(chunk) => push_key_filter(qb, catalog, f, chunk),
+        Filter::Linked(links) => {
+            let t = map
+                .table(&f.table)
+                .ok_or_else(|| Error::NotFound(format!("table `{}` in the data map", f.table)))?;
+            qb.push(" WHERE ");
+            push_selector(qb, catalog, t, links, &d.terms)
+        }
+    }
+}
+
+/// A statement must touch exactly the rows that were planned (the same
+/// snapshot); anything else aborts the transaction.
+fn same_rows(f: &TableFind, touched: u64) -> Result<()> {
+    if touched == f.count {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "{} ({}): {touched} rows touched, {} planned; nothing was changed",
+            f.table,
+            f.action.as_str(),
+            f.count
+        )))
+    }
 }

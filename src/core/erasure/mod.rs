@@ -20,13 +20,14 @@ pub use store::{
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::TryStreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::core::datamap::{
-    Catalog, Category, ColumnErasure, DataMap, KeyPath, RowErasure, SubjectKind, Table,
+    Catalog, Category, ColumnErasure, DataMap, KeyPath, RowErasure, SubjectKind, SubjectLink, Table,
 };
 use crate::core::{Error, Result, detect, mask};
 
@@ -94,6 +95,104 @@ impl Subject {
     }
 }
 
+/// The values subject links are matched against: the users rows' ids, and
+/// the e-mails (lower case) and phones (digits) given or learnt.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Terms {
+    pub user_ids: Vec<Uuid>,
+    pub emails: Vec<String>,
+    pub phones: Vec<String>,
+}
+
+impl std::fmt::Debug for Terms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Terms({} ids, {} e-mails, {} phones)",
+            self.user_ids.len(),
+            self.emails.len(),
+            self.phones.len()
+        )
+    }
+}
+
+impl Terms {
+    fn has(&self, kind: SubjectKind) -> bool {
+        match kind {
+            SubjectKind::UserId => !self.user_ids.is_empty(),
+            SubjectKind::Email => !self.emails.is_empty(),
+            SubjectKind::Phone => !self.phones.is_empty(),
+        }
+    }
+}
+
+/// `(pk1, pk2) IN (SELECT t0.pk1, t0.pk2 FROM t AS t0 JOIN … WHERE <link>) OR …`
+/// for the links that have terms; `FALSE` when none has. Unqualified
+/// outer columns, so it fits `DELETE`/`UPDATE` and `SELECT … FROM t AS t0`.
+pub(crate) fn push_selector(
+    qb: &mut QueryBuilder<Postgres>,
+    catalog: &Catalog,
+    t: &Table,
+    links: &[SubjectLink],
+    terms: &Terms,
+) -> Result<()> {
+    let mut any = false;
+    qb.push("(");
+    for link in links.iter().filter(|l| terms.has(l.kind)) {
+        if any {
+            qb.push(" OR ");
+        }
+        any = true;
+        qb.push("(");
+        for (i, c) in t.primary_key.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            qb.push(catalog.column(&t.name, c)?.as_str());
+        }
+        qb.push(") IN (SELECT ");
+        for (i, c) in t.primary_key.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            qb.push("t0.").push(catalog.column(&t.name, c)?.as_str());
+        }
+        let alias = push_from(qb, catalog, &t.name, &link.path)?;
+        let target = link.path.target_table(&t.name).to_string();
+        let col = catalog.column(&target, &link.path.column)?;
+        qb.push(" WHERE ");
+        match link.kind {
+            SubjectKind::UserId => {
+                qb.push(format!("{alias}."))
+                    .push(col.as_str())
+                    .push(" = ANY(")
+                    .push_bind(terms.user_ids.clone())
+                    .push(")");
+            }
+            SubjectKind::Email => {
+                qb.push(format!("lower({alias}."))
+                    .push(col.as_str())
+                    .push(") = ANY(")
+                    .push_bind(terms.emails.clone())
+                    .push(")");
+            }
+            SubjectKind::Phone => {
+                qb.push(format!("{alias}."))
+                    .push(col.as_str())
+                    .push("::text = ANY(")
+                    .push_bind(terms.phones.clone())
+                    .push(")");
+            }
+        }
+        qb.push(")");
+    }
+    if !any {
+        qb.push("FALSE");
+    }
+    qb.push(")");
+    Ok(())
+}
+
 /// Only the digits of a value.
 pub fn digits(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_digit()).collect()
@@ -126,6 +225,18 @@ impl RowAction {
     }
 }
 
+/// Which rows a group is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rows {
+    /// Each row's primary key values as text, sorted: small groups (the
+    /// people table, free-text mentions).
+    Keys(Vec<Vec<String>>),
+    /// The rows the table's subject links reach, re-selected in SQL whenever
+    /// they are needed (in the same snapshot): memory stays flat however
+    /// many rows the subject has (e.g. millions of GPS points).
+    Linked(Vec<SubjectLink>),
+}
+
 /// Rows of one table that get one action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableFind {
@@ -134,10 +245,73 @@ pub struct TableFind {
     pub reason: String,
     /// The primary key columns, in order.
     pub key_columns: Vec<String>,
-    /// Each row's primary key values as text, sorted.
-    pub keys: Vec<Vec<String>>,
+    pub rows: Rows,
+    /// How many rows.
+    pub count: u64,
+    /// SHA-256 over the rows' primary keys in order (and the columns): binds
+    /// the plan to the rows.
+    pub keys_sha256: String,
     /// For [`RowAction::Redact`]: the free-text columns that name the subject.
     pub columns: Vec<String>,
+}
+
+/// Hashes primary keys as they stream by.
+struct KeyHasher {
+    h: Sha256,
+    n: u64,
+}
+
+impl KeyHasher {
+    fn new() -> KeyHasher {
+        KeyHasher {
+            h: Sha256::new(),
+            n: 0,
+        }
+    }
+
+    fn add(&mut self, key: &[String]) {
+        for v in key {
+            self.h.update((v.len() as u64).to_le_bytes());
+            self.h.update(v.as_bytes());
+        }
+        self.h.update(b"\n");
+        self.n += 1;
+    }
+
+    fn finish(mut self, columns: &[String]) -> (u64, String) {
+        for c in columns {
+            self.h.update(c.as_bytes());
+            self.h.update(b"\0");
+        }
+        (self.n, hex::encode(self.h.finalize()))
+    }
+}
+
+impl TableFind {
+    /// A group given by its keys (sorted), hashed here.
+    fn keyed(
+        t: &Table,
+        action: RowAction,
+        reason: String,
+        keys: Vec<Vec<String>>,
+        columns: Vec<String>,
+    ) -> TableFind {
+        let mut h = KeyHasher::new();
+        for k in &keys {
+            h.add(k);
+        }
+        let (count, keys_sha256) = h.finish(&columns);
+        TableFind {
+            table: t.name.clone(),
+            action,
+            reason,
+            key_columns: t.primary_key.clone(),
+            rows: Rows::Keys(keys),
+            count,
+            keys_sha256,
+            columns,
+        }
+    }
 }
 
 /// Everything found for a subject. Holds the search terms (and the
@@ -145,6 +319,8 @@ pub struct TableFind {
 /// plan, never in `Debug`.
 #[derive(Clone)]
 pub struct Discovery {
+    /// What the subject's links are matched against.
+    pub terms: Terms,
     pub subject_ref: String,
     /// The users rows the identifiers resolved to.
     pub user_ids: Vec<Uuid>,
@@ -167,7 +343,7 @@ impl std::fmt::Debug for Discovery {
                 &self
                     .tables
                     .iter()
-                    .map(|t| (t.table.as_str(), t.action, t.keys.len()))
+                    .map(|t| (t.table.as_str(), t.action, t.count))
                     .collect::<Vec<_>>(),
             )
             .field("external", &self.external)
@@ -290,28 +466,14 @@ pub fn plan(d: &Discovery) -> Result<Plan> {
     let mut per_table: Vec<TablePlan> = d
         .tables
         .iter()
-        .filter(|t| !t.keys.is_empty())
-        .map(|t| {
-            let mut h = Sha256::new();
-            for k in &t.keys {
-                for v in k {
-                    h.update((v.len() as u64).to_le_bytes());
-                    h.update(v.as_bytes());
-                }
-                h.update(b"\n");
-            }
-            for c in &t.columns {
-                h.update(c.as_bytes());
-                h.update(b"\0");
-            }
-            TablePlan {
-                table: t.table.clone(),
-                action: t.action,
-                rows: t.keys.len() as u64,
-                reason: t.reason.clone(),
-                columns: t.columns.clone(),
-                keys_sha256: hex::encode(h.finalize()),
-            }
+        .filter(|t| t.count > 0)
+        .map(|t| TablePlan {
+            table: t.table.clone(),
+            action: t.action,
+            rows: t.count,
+            reason: t.reason.clone(),
+            columns: t.columns.clone(),
+            keys_sha256: t.keys_sha256.clone(),
         })
         .collect();
     per_table.sort_by(|a, b| (&a.table, a.action).cmp(&(&b.table, b.action)));
@@ -389,7 +551,7 @@ fn push_select_keys(
     t: &Table,
     extra: &[String],
 ) -> Result<()> {
-    qb.push("SELECT DISTINCT ");
+    qb.push("SELECT ");
     let mut first = true;
     for c in t.primary_key.iter().chain(extra.iter()) {
         if !first {
@@ -480,6 +642,41 @@ fn phone_matches(a: &str, b: &str) -> bool {
     }
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     short == long || (short.len() >= 10 && long.ends_with(short))
+}
+
+/// The primary keys (as text, sorted) of one group of a discovery, read
+/// from `pool` for linked groups: for inspection and tests (a linked group
+/// may have millions of rows).
+pub async fn group_keys(
+    pool: &PgPool,
+    map: &DataMap,
+    catalog: &Catalog,
+    d: &Discovery,
+    f: &TableFind,
+) -> Result<Vec<Vec<String>>> {
+    let links = match &f.rows {
+        Rows::Keys(k) => return Ok(k.clone()),
+        Rows::Linked(l) => l,
+    };
+    let t = map
+        .table(&f.table)
+        .ok_or_else(|| Error::NotFound(format!("table `{}` in the data map", f.table)))?;
+    let mut qb = QueryBuilder::<Postgres>::new("");
+    push_select_keys(&mut qb, catalog, t, &[])?;
+    qb.push(" FROM ")
+        .push(catalog.table(&t.name)?.as_str())
+        .push(" AS t0 WHERE ");
+    push_selector(&mut qb, catalog, t, links, &d.terms)?;
+    let mut out = Vec::new();
+    for row in qb.build().fetch_all(pool).await? {
+        let mut key = Vec::with_capacity(t.primary_key.len());
+        for i in 0..t.primary_key.len() {
+            key.push(row.try_get::<Option<String>, _>(i)?.unwrap_or_default());
+        }
+        out.push(key);
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Resolves the subject to users rows, then walks the data map to every row
@@ -582,18 +779,35 @@ pub async fn discover_in(
     let phones: Vec<String> = phones.into_iter().collect();
     let names: Vec<String> = names.into_iter().collect();
 
-    // 2. Rows linked to the subject, per table.
-    struct Found {
-        keys: BTreeSet<Vec<String>>,
-        external: BTreeMap<String, BTreeSet<String>>,
-        // Values of direct user_id links, for keep_if_referenced.
-        direct_users: BTreeSet<String>,
-    }
-    let mut found: BTreeMap<String, Found> = BTreeMap::new();
-    let mut credentials: BTreeMap<(String, String), String> = BTreeMap::new();
+    // 2. Rows linked to the subject, per table. Tables whose rows may be
+    //    kept when still referenced (the people table) collect their keys;
+    //    every other table streams its rows once (hashing keys, collecting
+    //    external objects) and is later re-selected by its links in SQL.
+    let terms = Terms {
+        user_ids: user_ids.clone(),
+        emails: emails.clone(),
+        phones: phones.clone(),
+    };
     let anything = !(user_ids.is_empty() && emails.is_empty() && phones.is_empty());
+    let mut tables: Vec<TableFind> = Vec::new();
+    let mut external: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut credentials: BTreeMap<(String, String), String> = BTreeMap::new();
+    // Values of direct user_id links of retained tables (keep_if_referenced).
+    let mut held_users: BTreeSet<String> = BTreeSet::new();
+    // Tables whose keys were collected, with the keys to be deleted.
+    let mut deleted_keys: BTreeMap<String, BTreeSet<Vec<String>>> = BTreeMap::new();
+    let mut keyed: Vec<&Table> = Vec::new();
     for t in &map.tables {
         if matches!(t.erasure, RowErasure::Unlinked) || t.subjects.is_empty() || !anything {
+            continue;
+        }
+        let links: Vec<SubjectLink> = t
+            .subjects
+            .iter()
+            .filter(|l| terms.has(l.kind))
+            .cloned()
+            .collect();
+        if links.is_empty() {
             continue;
         }
         // (column, system, credential column)
@@ -611,52 +825,31 @@ pub async fn discover_in(
             .collect();
         let mut extra: Vec<String> = ext_cols.iter().map(|(c, _, _)| c.clone()).collect();
         extra.extend(ext_cols.iter().filter_map(|(_, _, k)| k.clone()));
-        let mut f = Found {
-            keys: BTreeSet::new(),
-            external: BTreeMap::new(),
-            direct_users: BTreeSet::new(),
-        };
-        for link in &t.subjects {
-            let target = link.path.target_table(&t.name).to_string();
-            let mut qb = QueryBuilder::<Postgres>::new("");
-            push_select_keys(&mut qb, catalog, t, &extra)?;
-            let alias = push_from(&mut qb, catalog, &t.name, &link.path)?;
-            let col = catalog.column(&target, &link.path.column)?;
-            qb.push(" WHERE ");
-            match link.kind {
-                SubjectKind::UserId => {
-                    if user_ids.is_empty() {
-                        continue;
-                    }
-                    qb.push(format!("{alias}."))
-                        .push(col.as_str())
-                        .push(" = ANY(")
-                        .push_bind(user_ids.clone())
-                        .push(")");
-                }
-                SubjectKind::Email => {
-                    if emails.is_empty() {
-                        continue;
-                    }
-                    qb.push(format!("lower({alias}."))
-                        .push(col.as_str())
-                        .push(") = ANY(")
-                        .push_bind(emails.clone())
-                        .push(")");
-                }
-                SubjectKind::Phone => {
-                    if phones.is_empty() {
-                        continue;
-                    }
-                    qb.push(format!("{alias}."))
-                        .push(col.as_str())
-                        .push("::text = ANY(")
-                        .push_bind(phones.clone())
-                        .push(")");
-                }
+        let keep_if_referenced = matches!(
+            t.erasure,
+            RowErasure::Delete {
+                keep_if_referenced: true
             }
-            let nk = t.primary_key.len();
-            for row in qb.build().fetch_all(&mut *conn).await? {
+        );
+        let nk = t.primary_key.len();
+        let mut qb = QueryBuilder::<Postgres>::new("");
+        push_select_keys(&mut qb, catalog, t, &extra)?;
+        qb.push(" FROM ")
+            .push(catalog.table(&t.name)?.as_str())
+            .push(" AS t0 WHERE ");
+        push_selector(&mut qb, catalog, t, &links, &terms)?;
+        qb.push(" ORDER BY ");
+        for (i, c) in t.primary_key.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            qb.push("t0.").push(catalog.column(&t.name, c)?.as_str());
+        }
+        let mut hasher = KeyHasher::new();
+        let mut keys: Vec<Vec<String>> = Vec::new();
+        {
+            let mut rows = qb.build().fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await? {
                 let mut key = Vec::with_capacity(nk);
                 for i in 0..nk {
                     key.push(row.try_get::<Option<String>, _>(i)?.unwrap_or_default());
@@ -676,83 +869,98 @@ pub async fn discover_in(
                         if let Some(secret) = secret.filter(|s| !s.is_empty()) {
                             credentials.insert((system.clone(), v.clone()), secret);
                         }
-                        f.external.entry(system.clone()).or_default().insert(v);
+                        external.entry(system.clone()).or_default().insert(v);
                     }
                 }
-                f.keys.insert(key);
-            }
-            if link.kind == SubjectKind::UserId && link.path.is_direct() {
-                let mut qb = QueryBuilder::<Postgres>::new("SELECT DISTINCT ");
-                qb.push(col.as_str())
-                    .push("::text FROM ")
-                    .push(catalog.table(&t.name)?.as_str())
-                    .push(" WHERE ")
-                    .push(col.as_str())
-                    .push(" = ANY(")
-                    .push_bind(user_ids.clone())
-                    .push(")");
-                for row in qb.build().fetch_all(&mut *conn).await? {
-                    if let Some(v) = row.try_get::<Option<String>, _>(0)? {
-                        f.direct_users.insert(v);
-                    }
+                if keep_if_referenced {
+                    keys.push(key);
+                } else {
+                    hasher.add(&key);
                 }
             }
         }
-        found.insert(t.name.clone(), f);
-    }
-
-    // Users referenced by rows kept under a legal hold stay (pseudonymised).
-    let held_users: BTreeSet<String> = map
-        .tables
-        .iter()
-        .filter(|t| matches!(t.erasure, RowErasure::Retain(_)))
-        .filter_map(|t| found.get(&t.name))
-        .flat_map(|f| f.direct_users.iter().cloned())
-        .collect();
-
-    let mut tables: Vec<TableFind> = Vec::new();
-    let mut external: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut deleted: BTreeMap<String, BTreeSet<Vec<String>>> = BTreeMap::new();
-    for t in &map.tables {
-        let Some(f) = found.remove(&t.name) else {
-            continue;
-        };
-        for (s, objs) in f.external {
-            external.entry(s).or_default().extend(objs);
-        }
-        let mk = |action: RowAction, reason: String, keys: Vec<Vec<String>>| TableFind {
-            table: t.name.clone(),
-            action,
-            reason,
-            key_columns: t.primary_key.clone(),
-            keys,
-            columns: Vec::new(),
-        };
         match &t.erasure {
             RowErasure::Unlinked => {}
-            RowErasure::Delete { keep_if_referenced } => {
-                let (kept, gone): (Vec<_>, Vec<_>) = f.keys.into_iter().partition(|k| {
-                    *keep_if_referenced && k.len() == 1 && held_users.contains(&k[0])
+            RowErasure::Delete {
+                keep_if_referenced: true,
+            } => keyed.push(t),
+            RowErasure::Delete { .. } => {
+                let (count, keys_sha256) = hasher.finish(&[]);
+                tables.push(TableFind {
+                    table: t.name.clone(),
+                    action: RowAction::Delete,
+                    reason: "erased".into(),
+                    key_columns: t.primary_key.clone(),
+                    rows: Rows::Linked(links.clone()),
+                    count,
+                    keys_sha256,
+                    columns: Vec::new(),
                 });
-                deleted
-                    .entry(t.name.clone())
-                    .or_default()
-                    .extend(gone.iter().cloned());
-                tables.push(mk(RowAction::Delete, "erased".into(), gone));
-                tables.push(mk(
-                    RowAction::Pseudonymise,
-                    "still referenced by rows retained under a legal hold".into(),
-                    kept,
-                ));
             }
             RowErasure::Retain(hold) => {
-                tables.push(mk(
-                    RowAction::Retain,
-                    format!("{} ({} years)", hold.reason, hold.retention_years),
-                    f.keys.into_iter().collect(),
-                ));
+                let (count, keys_sha256) = hasher.finish(&[]);
+                tables.push(TableFind {
+                    table: t.name.clone(),
+                    action: RowAction::Retain,
+                    reason: format!("{} ({} years)", hold.reason, hold.retention_years),
+                    key_columns: t.primary_key.clone(),
+                    rows: Rows::Linked(links.clone()),
+                    count,
+                    keys_sha256,
+                    columns: Vec::new(),
+                });
+                // The users these held rows point at directly.
+                for link in links
+                    .iter()
+                    .filter(|l| l.kind == SubjectKind::UserId && l.path.is_direct())
+                {
+                    let col = catalog.column(&t.name, &link.path.column)?;
+                    let mut qb = QueryBuilder::<Postgres>::new("SELECT DISTINCT ");
+                    qb.push(col.as_str())
+                        .push("::text FROM ")
+                        .push(catalog.table(&t.name)?.as_str())
+                        .push(" WHERE ")
+                        .push(col.as_str())
+                        .push(" = ANY(")
+                        .push_bind(user_ids.clone())
+                        .push(")");
+                    for row in qb.build().fetch_all(&mut *conn).await? {
+                        if let Some(v) = row.try_get::<Option<String>, _>(0)? {
+                            held_users.insert(v);
+                        }
+                    }
+                }
             }
         }
+        if keep_if_referenced {
+            keys.sort();
+            keys.dedup();
+            deleted_keys.insert(t.name.clone(), keys.into_iter().collect());
+        }
+    }
+
+    // The people table: rows still referenced by rows kept under a legal
+    // hold stay (pseudonymised); the others go.
+    for t in keyed {
+        let all = deleted_keys.remove(&t.name).unwrap_or_default();
+        let (kept, gone): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|k| k.len() == 1 && held_users.contains(&k[0]));
+        deleted_keys.insert(t.name.clone(), gone.iter().cloned().collect());
+        tables.push(TableFind::keyed(
+            t,
+            RowAction::Delete,
+            "erased".into(),
+            gone,
+            Vec::new(),
+        ));
+        tables.push(TableFind::keyed(
+            t,
+            RowAction::Pseudonymise,
+            "still referenced by rows retained under a legal hold".into(),
+            kept,
+            Vec::new(),
+        ));
     }
 
     // 3. Free text naming the subject's e-mail, phone or name.
@@ -765,7 +973,15 @@ pub async fn discover_in(
             .collect();
         for t in &map.tables {
             let mut mentions: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
-            let gone = deleted.get(&t.name);
+            let gone = deleted_keys.get(&t.name);
+            // Rows deleted anyway (by their links) are not redacted.
+            let linked_delete: Option<Vec<SubjectLink>> =
+                tables.iter().find_map(|f| match &f.rows {
+                    Rows::Linked(l) if f.table == t.name && f.action == RowAction::Delete => {
+                        Some(l.clone())
+                    }
+                    _ => None,
+                });
             for c in t
                 .columns
                 .iter()
@@ -776,7 +992,7 @@ pub async fn discover_in(
                 push_select_keys(&mut qb, catalog, t, std::slice::from_ref(&c.name))?;
                 qb.push(" FROM ")
                     .push(catalog.table(&t.name)?.as_str())
-                    .push(" AS t0 WHERE t0.")
+                    .push(" AS t0 WHERE (t0.")
                     .push(col.as_str())
                     .push(" ILIKE ANY(")
                     .push_bind(patterns.clone())
@@ -784,7 +1000,12 @@ pub async fn discover_in(
                     .push(col.as_str())
                     .push(", '[^0-9]', '', 'g') LIKE ANY(")
                     .push_bind(phone_patterns.clone())
-                    .push(")");
+                    .push("))");
+                if let Some(links) = &linked_delete {
+                    qb.push(" AND NOT (");
+                    push_selector(&mut qb, catalog, t, links, &terms)?;
+                    qb.push(")");
+                }
                 let nk = t.primary_key.len();
                 for row in qb.build().fetch_all(&mut *conn).await? {
                     let mut key = Vec::with_capacity(nk);
@@ -802,21 +1023,21 @@ pub async fn discover_in(
             }
             if !mentions.is_empty() {
                 let columns: BTreeSet<String> = mentions.values().flatten().cloned().collect();
-                tables.push(TableFind {
-                    table: t.name.clone(),
-                    action: RowAction::Redact,
-                    reason: "free text names the subject".into(),
-                    key_columns: t.primary_key.clone(),
-                    keys: mentions.into_keys().collect(),
-                    columns: columns.into_iter().collect(),
-                });
+                tables.push(TableFind::keyed(
+                    t,
+                    RowAction::Redact,
+                    "free text names the subject".into(),
+                    mentions.into_keys().collect(),
+                    columns.into_iter().collect(),
+                ));
             }
         }
     }
-    tables.retain(|t| !t.keys.is_empty());
+    tables.retain(|t| t.count > 0);
     tables.sort_by(|a, b| (&a.table, a.action).cmp(&(&b.table, b.action)));
 
     Ok(Discovery {
+        terms,
         subject_ref: subject.masked_ref(),
         user_ids,
         emails,
