@@ -84,14 +84,17 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// The identifiers prompt (plan, execute): the values live only here.
+struct Prompt {
+    purpose: Purpose,
+    form: SubjectForm,
+    focus: usize,
+    problems: Vec<String>,
+}
+
 enum Mode {
     View,
-    Identifiers {
-        purpose: Purpose,
-        form: SubjectForm,
-        focus: usize,
-        problems: Vec<String>,
-    },
+    Identifiers(Box<Prompt>),
     /// Approve the plan with this SHA-256?
     Confirm {
         sha256: String,
@@ -206,7 +209,7 @@ impl ErasureRequestScreen {
 
     fn on_key(&mut self, key: Key) -> Vec<Command> {
         match &self.mode {
-            Mode::Identifiers { .. } => return self.on_identifiers_key(key),
+            Mode::Identifiers(_) => return self.on_identifiers_key(key),
             Mode::Confirm { .. } => return self.on_confirm_key(key),
             Mode::View => {}
         }
@@ -286,26 +289,26 @@ impl ErasureRequestScreen {
     }
 
     fn ask_identifiers(&mut self, purpose: Purpose) -> Vec<Command> {
-        self.mode = Mode::Identifiers {
+        self.mode = Mode::Identifiers(Box::new(Prompt {
             purpose,
             form: SubjectForm::default(),
             focus: 0,
             problems: Vec::new(),
-        };
+        }));
         vec![]
     }
 
     fn on_identifiers_key(&mut self, key: Key) -> Vec<Command> {
         let action = resolve(Context::ErasureIdentifiers, key);
-        let Mode::Identifiers {
+        let Mode::Identifiers(prompt) = &mut self.mode else {
+            return vec![];
+        };
+        let Prompt {
             purpose,
             form,
             focus,
             problems,
-        } = &mut self.mode
-        else {
-            return vec![];
-        };
+        } = prompt.as_mut();
         if move_focus(focus, SUBJECT_LABELS.len(), action) {
             return vec![];
         }
@@ -725,16 +728,14 @@ impl ErasureRequestScreen {
         }
     }
 
-    fn render_identifiers(
-        &self,
-        frame: &mut Frame,
-        area: Rect,
-        theme: &Theme,
-        purpose: Purpose,
-        form: &SubjectForm,
-        focus: usize,
-        problems: &[String],
-    ) {
+    fn render_identifiers(&self, frame: &mut Frame, area: Rect, theme: &Theme, prompt: &Prompt) {
+        let Prompt {
+            purpose,
+            form,
+            focus,
+            problems,
+        } = prompt;
+        let (purpose, focus) = (*purpose, *focus);
         let h = (7 + problems.len() as u16).min(area.height);
         let rect = centered(area, area.width.min(80), h);
         frame.render_widget(Clear, rect);
@@ -882,12 +883,7 @@ impl Screen for ErasureRequestScreen {
         self.render_bottom(frame, bottom, theme);
         match &self.mode {
             Mode::View => {}
-            Mode::Identifiers {
-                purpose,
-                form,
-                focus,
-                problems,
-            } => self.render_identifiers(frame, body, theme, *purpose, form, *focus, problems),
+            Mode::Identifiers(prompt) => self.render_identifiers(frame, body, theme, prompt),
             Mode::Confirm { sha256 } => self.render_confirm(frame, body, theme, sha256),
         }
     }
@@ -903,7 +899,7 @@ impl Screen for ErasureRequestScreen {
     fn context(&self) -> Context {
         match self.mode {
             Mode::View => Context::ErasureRequest,
-            Mode::Identifiers { .. } => Context::ErasureIdentifiers,
+            Mode::Identifiers(_) => Context::ErasureIdentifiers,
             Mode::Confirm { .. } => Context::ErasureConfirm,
         }
     }
