@@ -15,6 +15,7 @@ use crate::core::console::{ConsoleInfo, allowed};
 use crate::tui::keymap::{Key, KeyAction, resolve};
 use crate::tui::screen::{Command, Done, Failure, Msg, RequestId, Screen, is_step_up};
 use crate::tui::screens::audit::AuditScreen;
+use crate::tui::screens::erasure::ErasureScreen;
 use crate::tui::screens::gate::{GateScreen, IDLED_OUT};
 use crate::tui::screens::help::HelpScreen;
 use crate::tui::screens::palette::PaletteScreen;
@@ -150,7 +151,24 @@ impl App {
                 }
                 self.deliver(Msg::Done(done), &mut effects);
             }
-            msg @ (Msg::Tick(_) | Msg::Progress { .. }) => self.deliver(msg, &mut effects),
+            // Progress of a re-sent action (after a step-up) goes to the
+            // screen that asked, under the id it knows.
+            Msg::Progress {
+                id,
+                step,
+                done,
+                total,
+            } => {
+                let id = self.aliases.get(&id).copied().unwrap_or(id);
+                let msg = Msg::Progress {
+                    id,
+                    step,
+                    done,
+                    total,
+                };
+                self.deliver(msg, &mut effects);
+            }
+            msg @ Msg::Tick(_) => self.deliver(msg, &mut effects),
             Msg::SetQuery(q) => self.apply(vec![Command::SearchFor(q)], &mut effects),
         }
         effects
@@ -258,7 +276,11 @@ impl App {
                         queue.extend(s.update(&cancelled));
                     }
                 }
-                Command::SearchFor(_) | Command::Palette | Command::OpenAudit if self.gated() => {}
+                Command::SearchFor(_)
+                | Command::Palette
+                | Command::OpenAudit
+                | Command::OpenErasure
+                    if self.gated() => {}
                 Command::Authenticated(info) => {
                     self.info = info;
                     self.stack.retain(|s| s.name() != "gate");
@@ -313,6 +335,21 @@ impl App {
                             Level::Error,
                             format!(
                                 "the audit log is for roles auditor and admin; you are {}",
+                                self.info.role
+                            ),
+                        ));
+                    }
+                }
+                Command::OpenErasure => {
+                    if allowed(self.info.role, ActionKind::ErasureList) {
+                        let mut screen = ErasureScreen::new();
+                        queue.extend(screen.start());
+                        self.stack.push(Box::new(screen));
+                    } else {
+                        self.message = Some((
+                            Level::Error,
+                            format!(
+                                "data-subject requests are for the compliance role; you are {}",
                                 self.info.role
                             ),
                         ));

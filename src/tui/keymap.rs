@@ -134,6 +134,25 @@ pub enum KeyAction {
     Confirm,
     /// Redaction preview: `n` cancels.
     Cancel,
+    /// `e` on the search list: the data-subject requests (compliance).
+    Erasure,
+    /// Erasure list: `n` a new request.
+    New,
+    /// `r`: ask the console again.
+    Refresh,
+    /// Erasure request: `p` plan (asks for the identifiers).
+    Plan,
+    /// Erasure request: `a` approve the shown plan (step-up).
+    Approve,
+    /// Erasure request: `x` execute (identifiers, step-up, progress).
+    Execute,
+    /// Erasure request: `u` run the external queue.
+    RunQueue,
+    /// Erasure request: `c` the certificate.
+    Certificate,
+    /// Forms: the next / previous field.
+    NextField,
+    PrevField,
 }
 
 /// A row of a keymap table.
@@ -204,6 +223,18 @@ pub enum Context {
     StepUpOtp,
     /// A step-up prompt, typing the PIV PIN.
     StepUpPin,
+    /// The data-subject requests (erasure and access).
+    ErasureList,
+    /// Typing in the new-request form.
+    ErasureForm,
+    /// One request: fields, plan, steps.
+    ErasureRequest,
+    /// Typing the subject's identifiers (plan, execute).
+    ErasureIdentifiers,
+    /// Approve this plan? (its SHA-256 shown)
+    ErasureConfirm,
+    /// A certificate (Markdown).
+    ErasureCertificate,
 }
 
 impl Context {
@@ -222,6 +253,8 @@ impl Context {
                 | Context::RecordReason
                 | Context::StepUpOtp
                 | Context::StepUpPin
+                | Context::ErasureForm
+                | Context::ErasureIdentifiers
         )
     }
 
@@ -250,6 +283,12 @@ impl Context {
             Context::StepUpDemo => "Step-up (demo software key)",
             Context::StepUpOtp => "Step-up (typing the OTP)",
             Context::StepUpPin => "Step-up (typing the PIV PIN)",
+            Context::ErasureList => "Data-subject requests",
+            Context::ErasureForm => "New request (typing)",
+            Context::ErasureRequest => "Data-subject request",
+            Context::ErasureIdentifiers => "Subject identifiers (typing)",
+            Context::ErasureConfirm => "Approve the plan?",
+            Context::ErasureCertificate => "Certificate",
         }
     }
 }
@@ -281,7 +320,7 @@ pub const GLOBAL: &[Binding] = &[
     Binding {
         keys: &[Key::char(':')],
         action: KeyAction::Palette,
-        desc: "command palette (:tenant, :audit, :theme, :help, :quit)",
+        desc: "command palette (:tenant, :audit, :erasure, :theme, :help, :quit)",
     },
 ];
 
@@ -357,6 +396,11 @@ pub const SEARCH_LIST: &[Binding] = &[
         keys: &[Key::char('/'), Key::char('i')],
         action: KeyAction::Filter,
         desc: "back to the search input",
+    },
+    Binding {
+        keys: &[Key::char('e')],
+        action: KeyAction::Erasure,
+        desc: "data-subject requests: erasure and access (compliance)",
     },
 ];
 
@@ -784,6 +828,170 @@ pub const STEP_UP_PIN: &[Binding] = &[
     },
 ];
 
+pub const ERASURE_LIST: &[Binding] = &[
+    LIST_MOVES[0],
+    LIST_MOVES[1],
+    LIST_MOVES[2],
+    LIST_MOVES[3],
+    LIST_MOVES[4],
+    LIST_MOVES[5],
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "open the selected request",
+    },
+    Binding {
+        keys: &[Key::char('n')],
+        action: KeyAction::New,
+        desc: "a new request (erasure or access)",
+    },
+    Binding {
+        keys: &[Key::char('r')],
+        action: KeyAction::Refresh,
+        desc: "refresh the list",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "back",
+    },
+];
+
+pub const ERASURE_FORM: &[Binding] = &[
+    Binding {
+        keys: &[Key::plain(KeyCode::Tab), DOWN],
+        action: KeyAction::NextField,
+        desc: "next field",
+    },
+    Binding {
+        keys: &[Key::plain(KeyCode::BackTab), UP],
+        action: KeyAction::PrevField,
+        desc: "previous field",
+    },
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "check the form and create the request",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "cancel, nothing is created",
+    },
+];
+
+pub const ERASURE_REQUEST: &[Binding] = &[
+    Binding {
+        keys: &[Key::char('k'), UP],
+        action: KeyAction::Up,
+        desc: "scroll up",
+    },
+    Binding {
+        keys: &[Key::char('j'), DOWN],
+        action: KeyAction::Down,
+        desc: "scroll down",
+    },
+    Binding {
+        keys: &[Key::char('p')],
+        action: KeyAction::Plan,
+        desc: "plan: find everything held (asks for the identifiers)",
+    },
+    Binding {
+        keys: &[Key::char('a')],
+        action: KeyAction::Approve,
+        desc: "approve the shown plan (its SHA-256; another officer; step-up)",
+    },
+    Binding {
+        keys: &[Key::char('x')],
+        action: KeyAction::Execute,
+        desc: "execute (asks for the identifiers; step-up; progress)",
+    },
+    Binding {
+        keys: &[Key::char('u')],
+        action: KeyAction::RunQueue,
+        desc: "run the external queue (failed steps are retried)",
+    },
+    Binding {
+        keys: &[Key::char('c')],
+        action: KeyAction::Certificate,
+        desc: "the certificate (Markdown, SHA-256)",
+    },
+    Binding {
+        keys: &[Key::char('r')],
+        action: KeyAction::Refresh,
+        desc: "refresh",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "back to the list",
+    },
+];
+
+pub const ERASURE_IDENTIFIERS: &[Binding] = &[
+    Binding {
+        keys: &[Key::plain(KeyCode::Tab), DOWN],
+        action: KeyAction::NextField,
+        desc: "next field",
+    },
+    Binding {
+        keys: &[Key::plain(KeyCode::BackTab), UP],
+        action: KeyAction::PrevField,
+        desc: "previous field",
+    },
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "send (the identifiers are forgotten once sent)",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "cancel",
+    },
+];
+
+pub const ERASURE_CONFIRM: &[Binding] = &[
+    Binding {
+        keys: &[Key::char('y')],
+        action: KeyAction::Confirm,
+        desc: "approve this plan (then step-up)",
+    },
+    Binding {
+        keys: &[Key::char('n'), ESC],
+        action: KeyAction::Cancel,
+        desc: "cancel, nothing is approved",
+    },
+];
+
+pub const ERASURE_CERTIFICATE: &[Binding] = &[
+    Binding {
+        keys: &[Key::char('k'), UP],
+        action: KeyAction::Up,
+        desc: "scroll up",
+    },
+    Binding {
+        keys: &[Key::char('j'), DOWN],
+        action: KeyAction::Down,
+        desc: "scroll down",
+    },
+    Binding {
+        keys: &[Key::ctrl('d'), Key::plain(KeyCode::PageDown)],
+        action: KeyAction::HalfPageDown,
+        desc: "half a page down",
+    },
+    Binding {
+        keys: &[Key::ctrl('u'), Key::plain(KeyCode::PageUp)],
+        action: KeyAction::HalfPageUp,
+        desc: "half a page up",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "back to the request",
+    },
+];
+
 /// The table of one context (without the global keys).
 pub fn bindings(ctx: Context) -> &'static [Binding] {
     match ctx {
@@ -810,6 +1018,12 @@ pub fn bindings(ctx: Context) -> &'static [Binding] {
         Context::StepUpDemo => STEP_UP_DEMO,
         Context::StepUpOtp => STEP_UP_OTP,
         Context::StepUpPin => STEP_UP_PIN,
+        Context::ErasureList => ERASURE_LIST,
+        Context::ErasureForm => ERASURE_FORM,
+        Context::ErasureRequest => ERASURE_REQUEST,
+        Context::ErasureIdentifiers => ERASURE_IDENTIFIERS,
+        Context::ErasureConfirm => ERASURE_CONFIRM,
+        Context::ErasureCertificate => ERASURE_CERTIFICATE,
     }
 }
 
@@ -936,6 +1150,12 @@ mod tests {
             Context::StepUpDemo,
             Context::StepUpOtp,
             Context::StepUpPin,
+            Context::ErasureList,
+            Context::ErasureForm,
+            Context::ErasureRequest,
+            Context::ErasureIdentifiers,
+            Context::ErasureConfirm,
+            Context::ErasureCertificate,
         ] {
             let mut seen = std::collections::HashSet::new();
             for b in tables(ctx).into_iter().flat_map(|t| t.iter()) {

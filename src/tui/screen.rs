@@ -108,6 +108,9 @@ pub enum Command {
     Palette,
     /// Open the audit screen (palette `:audit`), if the role may.
     OpenAudit,
+    /// Open the data-subject requests (palette `:erasure`, `e` on the
+    /// search list), if the role may.
+    OpenErasure,
     /// The MFA gate passed: the status bar shows this operator and role,
     /// and the gate makes way for the screens.
     Authenticated(crate::core::console::ConsoleInfo),
@@ -137,6 +140,7 @@ impl std::fmt::Debug for Command {
             Command::Help => f.write_str("Help"),
             Command::Palette => f.write_str("Palette"),
             Command::OpenAudit => f.write_str("OpenAudit"),
+            Command::OpenErasure => f.write_str("OpenErasure"),
             Command::Authenticated(i) => write!(f, "Authenticated({}, {})", i.operator, i.role),
             Command::Resend { asked, action } => write!(f, "Resend({asked:?}, {action:?})"),
             Command::CancelStepUp(id) => write!(f, "CancelStepUp({id:?})"),

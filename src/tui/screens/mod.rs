@@ -1,6 +1,9 @@
 //! The screens and overlays on the compositor's stack.
 
 pub mod audit;
+pub mod erasure;
+pub mod erasure_form;
+pub mod erasure_request;
 pub mod factor;
 pub mod gate;
 pub mod help;

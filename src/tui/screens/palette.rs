@@ -1,4 +1,4 @@
-//! The `:` command palette: `:tenant <query>`, `:audit`, `:theme <name>`, `:help`,
+//! The `:` command palette: `:tenant <query>`, `:audit`, `:erasure`, `:theme <name>`, `:help`,
 //! `:quit` (`:q`), with Tab completion of command names and arguments.
 
 use ratatui::Frame;
@@ -30,6 +30,11 @@ pub const COMMANDS: &[PaletteCommand] = &[
         name: "audit",
         arg: None,
         desc: "the audit log (roles auditor and admin)",
+    },
+    PaletteCommand {
+        name: "erasure",
+        arg: None,
+        desc: "data-subject requests: erasure and access (compliance)",
     },
     PaletteCommand {
         name: "theme",
@@ -129,11 +134,12 @@ pub fn parse(line: &str) -> Vec<Command> {
         ("theme", name) => vec![Command::Pop, Command::SetTheme(name.to_string())],
         ("help", _) => vec![Command::Pop, Command::Help],
         ("audit", _) => vec![Command::Pop, Command::OpenAudit],
+        ("erasure" | "erase", _) => vec![Command::Pop, Command::OpenErasure],
         ("quit" | "q" | "q!" | "quit!", _) => vec![Command::Quit],
         (other, _) => vec![
             Command::Pop,
             Command::Error(format!(
-                "unknown command :{} — try :tenant, :audit, :theme, :help or :quit",
+                "unknown command :{} — try :tenant, :audit, :erasure, :theme, :help or :quit",
                 safe(other)
             )),
         ],
@@ -218,7 +224,9 @@ impl Screen for PaletteScreen {
                 .iter()
                 .find(|c| c.name == name)
                 .map(|c| format!("{} {} — {}", c.name, c.arg.unwrap_or(""), c.desc))
-                .unwrap_or_else(|| "tenant  audit  theme  help  quit   (Tab completes)".to_string())
+                .unwrap_or_else(|| {
+                    "tenant  audit  erasure  theme  help  quit   (Tab completes)".to_string()
+                })
         };
         let block = Block::default()
             .borders(Borders::ALL)
@@ -277,6 +285,7 @@ mod tests {
         assert_eq!(complete("th", &themes()).0, "theme ");
         assert_eq!(complete("te", &themes()).0, "tenant ");
         assert_eq!(complete("au", &themes()).0, "audit");
+        assert_eq!(complete("er", &themes()).0, "erasure");
         assert_eq!(complete("qu", &themes()).0, "quit");
         let (line, cands) = complete("t", &themes());
         assert_eq!(line, "t");

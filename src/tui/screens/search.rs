@@ -147,6 +147,7 @@ impl SearchScreen {
                 self.mode = Mode::List;
                 vec![]
             }
+            (Mode::List, Some(KeyAction::Erasure)) => vec![Command::OpenErasure],
             (Mode::List, Some(KeyAction::Filter)) => {
                 self.mode = Mode::Input;
                 vec![]

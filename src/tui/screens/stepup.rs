@@ -29,6 +29,11 @@ pub fn describe(action: &Action) -> String {
     match action {
         Action::Reveal { field, .. } => format!("reveal of {field}"),
         Action::RedactApply { .. } => "the redaction".to_string(),
+        Action::ErasureApprove { plan_sha256, .. } => format!(
+            "approval of erasure plan {}",
+            plan_sha256.get(..16).unwrap_or(plan_sha256)
+        ),
+        Action::ErasureExecute { .. } => "execution of the erasure (irreversible)".to_string(),
         other => other.kind().as_str().to_string(),
     }
 }
