@@ -1413,3 +1413,120 @@ async fn an_access_request_exports_exactly_what_an_erasure_would_find_and_change
     assert!(!c.canonical_json().to_lowercase().contains(EMAIL));
     assert!(c.markdown().starts_with("# Access request certificate"));
 }
+
+// ---------------------------------------------------------------- the CLI, end to end
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_erasure_cli_creates_plans_executes_and_certifies() {
+    use charon::core::session::Role;
+    let env = setup("er_cli").await;
+    let ext = external(&env).await;
+    let login = charon::core::operators::os_account().unwrap();
+    charon::core::operators::add(&env.console.pool, "x", &login, "Officer", Role::Compliance)
+        .await
+        .unwrap();
+    let master = [6u8; 32];
+    let key = common::cli::TestOtpKey {
+        public_id: "cccccbhkevbn",
+        aes: [0x55; 16],
+        private_id: [9, 8, 7, 6, 5, 4],
+    };
+    key.enroll(&env.console.pool, master, &login).await;
+    let bin = common::cli::Binary::with_config(
+        &env.pluto.url,
+        &env.console.url,
+        master,
+        &ext.config_toml(),
+    );
+    let mut n = 0u8;
+    let mut run = |args: &[&str]| {
+        n += 1;
+        bin.run(args, &format!("{}\n", key.otp(n)))
+    };
+    let who = ["--email", EMAIL, "--phone", PHONE];
+
+    let (code, out, err) = run(&[
+        "erasure", "create", "--email", EMAIL, "--phone", PHONE, "--ticket", "ZD-CLI", "--regime",
+        "gdpr", "--json",
+    ]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = created["request"].as_str().unwrap().to_string();
+
+    let mut plan_args = vec!["erasure", "plan", "--request", &id, "--json"];
+    plan_args.extend(who);
+    let (code, out, err) = run(&plan_args);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let planned: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sha = planned["sha256"].as_str().unwrap().to_string();
+    assert!(
+        !out.to_lowercase().contains(EMAIL),
+        "no identifier in the plan output"
+    );
+
+    // The creator cannot approve their own request.
+    let (code, out, err) = run(&[
+        "erasure",
+        "approve",
+        "--request",
+        &id,
+        "--plan-sha256",
+        &sha,
+    ]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(err.contains("cannot approve"), "{err}");
+    approve(&env.console.pool, id.parse().unwrap(), "bob", &sha)
+        .await
+        .unwrap();
+
+    let mut exec_args = vec!["erasure", "execute", "--request", &id];
+    exec_args.extend(who);
+    let (code, out, err) = run(&exec_args);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("done; certificate sha256"), "{out}");
+    assert_eq!(
+        scan_for_subject(&env.pluto.pool).await,
+        Vec::<String>::new()
+    );
+
+    let (code, out, _) = run(&["erasure", "show", "--request", &id, "--json"]);
+    assert_eq!(code, Some(0));
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["state"], "done");
+    assert_eq!(shown["approved_by"], "bob");
+    assert_eq!(shown["steps"].as_array().unwrap().len(), 3);
+    let (code, out, _) = run(&["erasure", "list", "--json"]);
+    assert_eq!(code, Some(0));
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["overdue"], false);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(&[
+        "erasure",
+        "certificate",
+        "--request",
+        &id,
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let json = std::fs::read(dir.path().join(format!("{id}.json"))).unwrap();
+    let stated = out.split_whitespace().next().unwrap();
+    assert_eq!(
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&json)),
+        stated,
+        "sha256sum of the written JSON is the certificate's hash"
+    );
+    let md = std::fs::read_to_string(dir.path().join(format!("{id}.md"))).unwrap();
+    assert!(md.contains("ZD-CLI") && md.contains(stated), "{md}");
+
+    // Nothing left for cron.
+    let (code, out, _) = run(&["erasure", "run-queue", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let q: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (q["pending"].as_u64(), q["failed"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
