@@ -190,6 +190,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<i32> {
         seed_into(&pluto, args.tenants, args.seed).await?;
         let mut config = Config::demo(pluto, console);
         config.theme = args.theme.clone();
+        // Erasure's object storage and access exports in a throwaway
+        // directory (removed with the demo). Plaid is not configured: its
+        // steps wait in the queue and say so.
+        let files = tempfile::Builder::new().prefix("charon-demo-").tempdir()?;
+        let bucket = files.path().join("receipts-bucket");
+        std::fs::create_dir_all(&bucket)?;
+        config.erasure.systems.insert(
+            "receipts_bucket".into(),
+            crate::core::config::SystemConfig {
+                url: url::Url::from_directory_path(&bucket)
+                    .map_err(|_| anyhow::anyhow!("demo bucket path"))?,
+                options: Default::default(),
+                client_id: None,
+                secret_file: None,
+            },
+        );
+        config.erasure.export_dir = Some(files.path().join("exports"));
         let console = Console::connect(&config, Session::demo(args.role)).await?;
         crate::tui::run(
             console,
@@ -200,6 +217,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<i32> {
         )
         .await?;
         drop(server);
+        drop(files);
         anyhow::Ok(0)
     };
     let code = tokio::select! {
