@@ -101,7 +101,7 @@ async fn insert_subject(pool: &PgPool, o: &Options) -> anyhow::Result<(Subject, 
         "INSERT INTO receipts (id, business_id, uploaded_by, s3_key, merchant, amount_cents,
                                receipt_date, ocr_text, notes, created_at)
          SELECT $1 + g, $2, $3, 'bench/' || $3::text || '/' || g || '.jpg', 'Cafe', 100 + g,
-                DATE '2025-01-01' + (g % 300), 'TOTAL ' || g, NULL, now()
+                DATE '2025-01-01' + (g % 300)::int, 'TOTAL ' || g, NULL, now()
            FROM generate_series(1, $4) g",
     )
     .bind(base)

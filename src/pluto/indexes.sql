@@ -22,4 +22,19 @@ CREATE INDEX trips_business_distance ON trips (business_id, distance_m, id);
 CREATE INDEX payroll_business_gross ON payroll_entries (business_id, gross_cents, id);
 CREATE INDEX memberships_business_created ON memberships (business_id, created_at, user_id);
 CREATE INDEX bank_connections_business_created ON bank_connections (business_id, created_at, id);
+-- Data-subject erasure (docs/erasure.md): the subject links of the data map
+-- are looked up by user id or e-mail, and free text is searched for the
+-- subject's e-mail and name (ILIKE '%…%', served by trigram indexes).
+CREATE INDEX receipts_uploaded_by ON receipts (uploaded_by);
+CREATE INDEX trips_user ON trips (user_id);
+CREATE INDEX shifts_user ON shifts (user_id);
+CREATE INDEX payroll_user ON payroll_entries (user_id);
+CREATE INDEX bank_connections_created_by ON bank_connections (created_by);
+CREATE INDEX invoices_customer_email_lower ON invoices (lower(customer_email));
+CREATE INDEX receipts_ocr_trgm ON receipts USING gin (ocr_text gin_trgm_ops);
+CREATE INDEX receipts_notes_trgm ON receipts USING gin (notes gin_trgm_ops);
+CREATE INDEX transactions_merchant_trgm ON transactions USING gin (merchant gin_trgm_ops);
+CREATE INDEX transactions_description_trgm ON transactions USING gin (description gin_trgm_ops);
+CREATE INDEX trips_purpose_trgm ON trips USING gin (purpose gin_trgm_ops);
+CREATE INDEX shifts_notes_trgm ON shifts USING gin (notes gin_trgm_ops);
 ANALYZE;

@@ -851,7 +851,8 @@ async fn apply(
         let mut done = 0u64;
         for filter in filters(f) {
             let mut qb = QueryBuilder::<Postgres>::new("UPDATE ");
-            qb.push(catalog.table(&f.table)?.as_str()).push(" SET ");
+            qb.push(catalog.table(&f.table)?.as_str())
+                .push(" AS t0 SET ");
             for (i, (col, pseudo)) in sets.iter().enumerate() {
                 if i > 0 {
                     qb.push(", ");
@@ -892,7 +893,7 @@ async fn apply(
         let mut done = 0u64;
         for filter in filters(f) {
             let mut qb = QueryBuilder::<Postgres>::new("DELETE FROM ");
-            qb.push(catalog.table(&f.table)?.as_str());
+            qb.push(catalog.table(&f.table)?.as_str()).push(" AS t0");
             push_filter(&mut qb, map, catalog, d, f, &filter)?;
             done += qb.build().execute(&mut **tx).await?.rows_affected();
             tick(f, done as usize);

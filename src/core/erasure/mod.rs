@@ -27,7 +27,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::core::datamap::{
-    Catalog, Category, ColumnErasure, DataMap, KeyPath, RowErasure, SubjectKind, SubjectLink, Table,
+    Catalog, Category, ColumnErasure, DataMap, RowErasure, SubjectKind, SubjectLink, Table,
 };
 use crate::core::{Error, Result, detect, mask};
 
@@ -126,9 +126,11 @@ impl Terms {
     }
 }
 
-/// `(pk1, pk2) IN (SELECT t0.pk1, t0.pk2 FROM t AS t0 JOIN … WHERE <link>) OR …`
-/// for the links that have terms; `FALSE` when none has. Unqualified
-/// outer columns, so it fits `DELETE`/`UPDATE` and `SELECT … FROM t AS t0`.
+/// The rows of `t0` (the statement's target, always aliased `t0`) that the
+/// links reach: `t0."user_id" = ANY($1)` for a direct link,
+/// `EXISTS (SELECT 1 FROM "trips" AS s1 WHERE s1."id" = t0."trip_id" AND
+/// s1."user_id" = ANY($1))` through a path, OR-ed; `FALSE` when no link has
+/// terms. Index-friendly: the planner turns it into index or semi-join scans.
 pub(crate) fn push_selector(
     qb: &mut QueryBuilder<Postgres>,
     catalog: &Catalog,
@@ -143,24 +145,38 @@ pub(crate) fn push_selector(
             qb.push(" OR ");
         }
         any = true;
-        qb.push("(");
-        for (i, c) in t.primary_key.iter().enumerate() {
-            if i > 0 {
-                qb.push(", ");
+        let alias = if link.path.is_direct() {
+            "t0".to_string()
+        } else {
+            // FROM step1 AS s1 [JOIN step2 AS s2 ON s1.from = s2.to …]
+            // WHERE s1.to = t0.from
+            qb.push("EXISTS (SELECT 1 FROM ");
+            let mut prev = t.name.clone();
+            for (i, step) in link.path.via.iter().enumerate() {
+                let alias = format!("s{}", i + 1);
+                if i > 0 {
+                    qb.push(" JOIN ");
+                }
+                qb.push(catalog.table(&step.table)?.as_str())
+                    .push(format!(" AS {alias}"));
+                if i > 0 {
+                    qb.push(format!(" ON s{i}."))
+                        .push(catalog.column(&prev, &step.from_column)?.as_str())
+                        .push(format!(" = {alias}."))
+                        .push(catalog.column(&step.table, &step.to_column)?.as_str());
+                }
+                prev = step.table.clone();
             }
-            qb.push(catalog.column(&t.name, c)?.as_str());
-        }
-        qb.push(") IN (SELECT ");
-        for (i, c) in t.primary_key.iter().enumerate() {
-            if i > 0 {
-                qb.push(", ");
-            }
-            qb.push("t0.").push(catalog.column(&t.name, c)?.as_str());
-        }
-        let alias = push_from(qb, catalog, &t.name, &link.path)?;
+            let first = &link.path.via[0];
+            qb.push(" WHERE s1.")
+                .push(catalog.column(&first.table, &first.to_column)?.as_str())
+                .push(" = t0.")
+                .push(catalog.column(&t.name, &first.from_column)?.as_str())
+                .push(" AND ");
+            format!("s{}", link.path.via.len())
+        };
         let target = link.path.target_table(&t.name).to_string();
         let col = catalog.column(&target, &link.path.column)?;
-        qb.push(" WHERE ");
         match link.kind {
             SubjectKind::UserId => {
                 qb.push(format!("{alias}."))
@@ -184,7 +200,9 @@ pub(crate) fn push_selector(
                     .push(")");
             }
         }
-        qb.push(")");
+        if !link.path.is_direct() {
+            qb.push(")");
+        }
     }
     if !any {
         qb.push("FALSE");
@@ -255,35 +273,49 @@ pub struct TableFind {
     pub columns: Vec<String>,
 }
 
-/// Hashes primary keys as they stream by.
+/// Hashes primary keys as they stream by, in any order: the sum (mod
+/// 2^256) of each key's SHA-256, then the count and the columns. The same
+/// rows give the same hash however the database returns them, so no sort is
+/// needed.
 struct KeyHasher {
-    h: Sha256,
+    acc: [u64; 4],
     n: u64,
 }
 
 impl KeyHasher {
     fn new() -> KeyHasher {
-        KeyHasher {
-            h: Sha256::new(),
-            n: 0,
-        }
+        KeyHasher { acc: [0; 4], n: 0 }
     }
 
     fn add(&mut self, key: &[String]) {
+        let mut h = Sha256::new();
         for v in key {
-            self.h.update((v.len() as u64).to_le_bytes());
-            self.h.update(v.as_bytes());
+            h.update((v.len() as u64).to_le_bytes());
+            h.update(v.as_bytes());
         }
-        self.h.update(b"\n");
+        let d = h.finalize();
+        let mut carry = 0u128;
+        for (i, limb) in self.acc.iter_mut().enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(d.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
+            let sum = u128::from(*limb) + u128::from(u64::from_le_bytes(b)) + carry;
+            *limb = sum as u64;
+            carry = sum >> 64;
+        }
         self.n += 1;
     }
 
-    fn finish(mut self, columns: &[String]) -> (u64, String) {
-        for c in columns {
-            self.h.update(c.as_bytes());
-            self.h.update(b"\0");
+    fn finish(self, columns: &[String]) -> (u64, String) {
+        let mut h = Sha256::new();
+        for limb in self.acc {
+            h.update(limb.to_le_bytes());
         }
-        (self.n, hex::encode(self.h.finalize()))
+        h.update(self.n.to_le_bytes());
+        for c in columns {
+            h.update(c.as_bytes());
+            h.update(b"\0");
+        }
+        (self.n, hex::encode(h.finalize()))
     }
 }
 
@@ -517,31 +549,6 @@ fn direct_column(t: &Table, kind: SubjectKind) -> Option<&str> {
         .iter()
         .find(|s| s.kind == kind && s.path.is_direct())
         .map(|s| s.path.column.as_str())
-}
-
-/// `FROM "t" AS t0 JOIN "j" AS t1 ON t0."a" = t1."b" ...`; returns the alias
-/// of the table that holds `path.column`.
-fn push_from(
-    qb: &mut QueryBuilder<Postgres>,
-    catalog: &Catalog,
-    table: &str,
-    path: &KeyPath,
-) -> Result<String> {
-    qb.push(" FROM ")
-        .push(catalog.table(table)?.as_str())
-        .push(" AS t0");
-    let mut prev = table.to_string();
-    for (i, step) in path.via.iter().enumerate() {
-        let alias = format!("t{}", i + 1);
-        qb.push(" JOIN ")
-            .push(catalog.table(&step.table)?.as_str())
-            .push(format!(" AS {alias} ON t{i}."))
-            .push(catalog.column(&prev, &step.from_column)?.as_str())
-            .push(format!(" = {alias}."))
-            .push(catalog.column(&step.table, &step.to_column)?.as_str());
-        prev = step.table.clone();
-    }
-    Ok(format!("t{}", path.via.len()))
 }
 
 /// `SELECT t0."pk1"::text, ... [, t0."ext"::text ...]`
@@ -838,13 +845,6 @@ pub async fn discover_in(
             .push(catalog.table(&t.name)?.as_str())
             .push(" AS t0 WHERE ");
         push_selector(&mut qb, catalog, t, &links, &terms)?;
-        qb.push(" ORDER BY ");
-        for (i, c) in t.primary_key.iter().enumerate() {
-            if i > 0 {
-                qb.push(", ");
-            }
-            qb.push("t0.").push(catalog.column(&t.name, c)?.as_str());
-        }
         let mut hasher = KeyHasher::new();
         let mut keys: Vec<Vec<String>> = Vec::new();
         {
@@ -992,15 +992,29 @@ pub async fn discover_in(
                 push_select_keys(&mut qb, catalog, t, std::slice::from_ref(&c.name))?;
                 qb.push(" FROM ")
                     .push(catalog.table(&t.name)?.as_str())
-                    .push(" AS t0 WHERE (t0.")
-                    .push(col.as_str())
-                    .push(" ILIKE ANY(")
-                    .push_bind(patterns.clone())
-                    .push(") OR regexp_replace(t0.")
-                    .push(col.as_str())
-                    .push(", '[^0-9]', '', 'g') LIKE ANY(")
-                    .push_bind(phone_patterns.clone())
-                    .push("))");
+                    .push(" AS t0 WHERE (");
+                // Only the clauses there are terms for: the digits of every
+                // row are not computed when no phone is searched.
+                let mut or = false;
+                if !patterns.is_empty() {
+                    qb.push("t0.")
+                        .push(col.as_str())
+                        .push(" ILIKE ANY(")
+                        .push_bind(patterns.clone())
+                        .push(")");
+                    or = true;
+                }
+                if !phone_patterns.is_empty() {
+                    if or {
+                        qb.push(" OR ");
+                    }
+                    qb.push("regexp_replace(t0.")
+                        .push(col.as_str())
+                        .push(", '[^0-9]', '', 'g') LIKE ANY(")
+                        .push_bind(phone_patterns.clone())
+                        .push(")");
+                }
+                qb.push(")");
                 if let Some(links) = &linked_delete {
                     qb.push(" AND NOT (");
                     push_selector(&mut qb, catalog, t, links, &terms)?;
