@@ -565,3 +565,65 @@ async fn charon_runs_under_the_least_privilege_roles_of_deploy_sql() {
     drop(b);
     drop(auditor);
 }
+
+/// The check a normal connection makes instead of migrating: every way the
+/// applied migrations can differ from the binary's is refused, by name.
+#[tokio::test]
+async fn the_console_schema_check_names_what_differs_and_never_migrates() {
+    use charon::core::db::{check_console_schema, migrate_console};
+    let db = TestDb::new("dep_schema").await;
+    let msg = |e: Error| {
+        assert!(matches!(e, Error::Schema(_)), "{e}");
+        e.to_string()
+    };
+    let e = msg(check_console_schema(&db.pool).await.unwrap_err());
+    assert!(e.contains("no charon migrations applied"), "{e}");
+    assert!(e.contains("run `charon migrate` as the owner role"), "{e}");
+    // The check created nothing.
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(tables, 0);
+
+    migrate_console(&db.pool).await.unwrap();
+    check_console_schema(&db.pool).await.unwrap();
+
+    let last: i64 = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let exec = |sql: &'static str| {
+        let pool = db.pool.clone();
+        async move { sqlx::query(sql).execute(&pool).await.unwrap() }
+    };
+    // Pending.
+    exec("CREATE TABLE saved AS SELECT * FROM _sqlx_migrations").await;
+    exec(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    )
+    .await;
+    let e = msg(check_console_schema(&db.pool).await.unwrap_err());
+    assert!(e.contains(&format!("migration {last} ")), "{e}");
+    assert!(e.contains("not applied yet: run `charon migrate`"), "{e}");
+    exec("INSERT INTO _sqlx_migrations SELECT * FROM saved WHERE version = (SELECT max(version) FROM saved)").await;
+    check_console_schema(&db.pool).await.unwrap();
+    // Changed after it was applied.
+    exec("UPDATE _sqlx_migrations SET checksum = '\\x00' WHERE version = 1").await;
+    let e = msg(check_console_schema(&db.pool).await.unwrap_err());
+    assert!(e.contains("migration 1 ") && e.contains("changed"), "{e}");
+    exec("UPDATE _sqlx_migrations m SET checksum = s.checksum FROM saved s WHERE s.version = m.version").await;
+    // Failed half-way.
+    exec("UPDATE _sqlx_migrations SET success = false WHERE version = 2").await;
+    let e = msg(check_console_schema(&db.pool).await.unwrap_err());
+    assert!(
+        e.contains("migration 2 ") && e.contains("did not finish"),
+        "{e}"
+    );
+    exec("UPDATE _sqlx_migrations SET success = true").await;
+    // Newer than this binary.
+    exec("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99999, 'future', true, '\\x00', 1)").await;
+    let e = msg(check_console_schema(&db.pool).await.unwrap_err());
+    assert!(e.contains("99999") && e.contains("upgrade charon"), "{e}");
+}
