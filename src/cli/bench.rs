@@ -105,6 +105,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
         }
     };
     let config = Config::demo(pluto.clone(), console_url);
+    crate::cli::demo::migrate_console_at(&config).await?;
     let console = Console::connect(&config, Session::demo(Role::Support)).await?;
     console
         .dispatch(Action::Authenticate(GateInput::DemoRole(Role::Support)))

@@ -180,6 +180,20 @@ async fn interrupted() -> &'static str {
     }
 }
 
+/// Applies the console migrations on `config`'s console database (the demo
+/// and the bench own the databases they start).
+pub(crate) async fn migrate_console_at(config: &Config) -> anyhow::Result<()> {
+    let pool = crate::core::db::connect(
+        &config.console_url,
+        crate::core::db::CONSOLE,
+        &config.timeouts,
+    )
+    .await?;
+    crate::core::db::migrate_console(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<i32> {
     install_panic_cleanup();
     let work = async {
@@ -207,6 +221,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<i32> {
             },
         );
         config.erasure.export_dir = Some(files.path().join("exports"));
+        // The demo cluster is ours: migrate it here (a normal connection
+        // only checks the migrations).
+        migrate_console_at(&config).await?;
         let console = Console::connect(&config, Session::demo(args.role)).await?;
         crate::tui::run(
             console,

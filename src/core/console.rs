@@ -249,7 +249,9 @@ pub fn allowed(role: Role, kind: ActionKind) -> bool {
 }
 
 impl Console {
-    /// Connects to both databases, migrates the console database and loads
+    /// Connects to both databases, checks that the console database's
+    /// migrations are this binary's ([`db::check_console_schema`]: it never
+    /// migrates, so charon can run as a role without DDL rights) and loads
     /// the audit key from the configuration (`[audit] key_file` or
     /// `CHARON_AUDIT_KEY`; a random key for the demo configuration).
     pub async fn connect(config: &Config, session: Session) -> Result<Console> {
@@ -266,7 +268,7 @@ impl Console {
     ) -> Result<Console> {
         let pluto_read = db::connect(&config.pluto_read_url, db::PLUTO, &config.timeouts).await?;
         let console = db::connect(&config.console_url, db::CONSOLE, &config.timeouts).await?;
-        db::migrate_console(&console).await?;
+        db::check_console_schema(&console).await?;
         let mut c = Console::from_pools(config, session, pluto_read, console, key)?;
         if config.pluto_url != config.pluto_read_url {
             // Redaction (and later erasure) writes go to the primary.

@@ -43,3 +43,66 @@ pub async fn migrate_console(pool: &PgPool) -> Result<()> {
             detail: format!("migrations failed: {e}"),
         })
 }
+
+/// How to fix a console schema that is behind this binary.
+const RUN_MIGRATE: &str = "run `charon migrate` as the owner role (docs/deployment.md)";
+
+/// Checks, without changing anything, that the console database's applied
+/// migrations (sqlx's `_sqlx_migrations`) are exactly the ones built into
+/// this binary: none pending, none unknown, none failed, none changed since
+/// it was applied. Normal connections call this instead of migrating, so
+/// that charon's runtime role needs no DDL rights; `charon migrate`, run as
+/// the owner role, is the one that applies migrations.
+///
+/// Fails closed with [`Error::Schema`] naming the first difference.
+pub async fn check_console_schema(pool: &PgPool) -> Result<()> {
+    let migrator = sqlx::migrate!("./migrations/console");
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(pool)
+        .await?;
+    if table.is_none() {
+        return Err(Error::Schema(format!(
+            "the console database has no charon migrations applied (or this role cannot see \
+             them): {RUN_MIGRATE}"
+        )));
+    }
+    let applied: Vec<(i64, bool, Vec<u8>)> =
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await?;
+    let known: Vec<_> = migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .collect();
+    for (version, success, checksum) in &applied {
+        let Some(m) = known.iter().find(|m| m.version == *version) else {
+            return Err(Error::Schema(format!(
+                "migration {version} is applied in the console database but unknown to this \
+                 binary: the database is newer than this charon; upgrade charon"
+            )));
+        };
+        if !success {
+            return Err(Error::Schema(format!(
+                "migration {version} ({}) did not finish: fix it, then {RUN_MIGRATE}",
+                m.description
+            )));
+        }
+        if checksum.as_slice() != &*m.checksum {
+            return Err(Error::Schema(format!(
+                "migration {version} ({}) was changed after it was applied: this binary and the \
+                 database disagree; do not edit applied migrations",
+                m.description
+            )));
+        }
+    }
+    if let Some(m) = known
+        .iter()
+        .find(|m| !applied.iter().any(|(v, _, _)| *v == m.version))
+    {
+        return Err(Error::Schema(format!(
+            "migration {} ({}) is not applied yet: {RUN_MIGRATE}",
+            m.version, m.description
+        )));
+    }
+    Ok(())
+}

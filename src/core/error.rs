@@ -47,6 +47,11 @@ pub enum Error {
     /// did not run (fail closed). The detail says why the append failed.
     #[error("audit log unavailable: action refused ({0})")]
     AuditUnavailable(String),
+    /// The console database's schema is not the one this binary was built
+    /// for (migrations pending, unknown or changed): charon refuses to run
+    /// until an owner applies them with `charon migrate`.
+    #[error("console database schema: {0}")]
+    Schema(String),
 }
 
 impl Error {
@@ -73,6 +78,7 @@ impl Error {
             Error::Config(_) => "config".into(),
             Error::Unavailable { .. } => "unavailable".into(),
             Error::AuditUnavailable(_) => "audit_unavailable".into(),
+            Error::Schema(_) => "schema".into(),
             Error::Conflict(_) => "conflict".into(),
             Error::MfaRequired(_) => "mfa_required".into(),
             Error::Mfa(_) => "mfa".into(),
