@@ -211,6 +211,40 @@ pub(crate) fn push_selector(
     Ok(())
 }
 
+/// How a key column is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Native {
+    I64,
+    I32,
+    I16,
+    Uuid,
+    Text,
+}
+
+impl Native {
+    fn of(data_type: &str) -> Native {
+        match data_type {
+            "bigint" => Native::I64,
+            "integer" => Native::I32,
+            "smallint" => Native::I16,
+            "uuid" => Native::Uuid,
+            _ => Native::Text,
+        }
+    }
+
+    /// The value as PostgreSQL's `::text` would write it ("" for NULL).
+    fn read(self, row: &sqlx::postgres::PgRow, i: usize) -> Result<String> {
+        Ok(match self {
+            Native::I64 => row.try_get::<Option<i64>, _>(i)?.map(|v| v.to_string()),
+            Native::I32 => row.try_get::<Option<i32>, _>(i)?.map(|v| v.to_string()),
+            Native::I16 => row.try_get::<Option<i16>, _>(i)?.map(|v| v.to_string()),
+            Native::Uuid => row.try_get::<Option<Uuid>, _>(i)?.map(|v| v.to_string()),
+            Native::Text => row.try_get::<Option<String>, _>(i)?,
+        }
+        .unwrap_or_default())
+    }
+}
+
 /// Only the digits of a value.
 pub fn digits(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_digit()).collect()
@@ -839,8 +873,36 @@ pub async fn discover_in(
             }
         );
         let nk = t.primary_key.len();
-        let mut qb = QueryBuilder::<Postgres>::new("");
-        push_select_keys(&mut qb, catalog, t, &extra)?;
+        // Integer and uuid keys come back in binary (millions of rows: no
+        // text conversion on the server), written as PostgreSQL's text would.
+        let natives: Vec<Native> = t
+            .primary_key
+            .iter()
+            .map(|c| {
+                Native::of(
+                    catalog
+                        .get(&t.name)
+                        .and_then(|ct| ct.column(c))
+                        .map(|cc| cc.data_type.as_str())
+                        .unwrap_or("text"),
+                )
+            })
+            .collect();
+        let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
+        for (i, c) in t.primary_key.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            qb.push("t0.").push(catalog.column(&t.name, c)?.as_str());
+            if natives.get(i) == Some(&Native::Text) {
+                qb.push("::text");
+            }
+        }
+        for c in &extra {
+            qb.push(", t0.")
+                .push(catalog.column(&t.name, c)?.as_str())
+                .push("::text");
+        }
         qb.push(" FROM ")
             .push(catalog.table(&t.name)?.as_str())
             .push(" AS t0 WHERE ");
@@ -851,8 +913,8 @@ pub async fn discover_in(
             let mut rows = qb.build().fetch(&mut *conn);
             while let Some(row) = rows.try_next().await? {
                 let mut key = Vec::with_capacity(nk);
-                for i in 0..nk {
-                    key.push(row.try_get::<Option<String>, _>(i)?.unwrap_or_default());
+                for (i, n) in natives.iter().enumerate() {
+                    key.push(n.read(&row, i)?);
                 }
                 let mut cred_at = nk + ext_cols.len();
                 for (j, (_, system, cred)) in ext_cols.iter().enumerate() {
