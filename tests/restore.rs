@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use charon::core::restore::{
-    self, Backup, DirSource, RestoreOptions, Verdict, run_restore_test, tools,
+    self, Backup, DirSource, Ledger, RestoreOptions, Source, Verdict, run_restore_test, tools,
 };
 use charon::pluto::{SeedOptions, seed};
 use common::{TestDb, server_url};
@@ -72,14 +72,37 @@ fn opts() -> RestoreOptions {
     }
 }
 
-async fn only_backup(source: &DirSource) -> Backup {
+async fn only_backup(source: &Source) -> Backup {
     let list = source.list().await.unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     list.into_iter().next().unwrap()
 }
 
-async fn run(source: &DirSource, backup: &Backup, live: &TestDb, opts: &RestoreOptions) -> Verdict {
-    run_restore_test(source, backup, &live.pool, &server_url(), opts, &|_| {}).await
+/// A console database with the migrations (for the erasure ledger).
+async fn console_db() -> TestDb {
+    let console = TestDb::new("rs_console").await;
+    charon::core::db::migrate_console(&console.pool)
+        .await
+        .unwrap();
+    console
+}
+
+const LEDGER_KEY: [u8; 32] = *b"restore-test-erasure-key-0123456";
+
+fn with_ledger(opts: &RestoreOptions, console: &TestDb) -> RestoreOptions {
+    RestoreOptions {
+        ledger: Some(Ledger {
+            console: console.pool.clone(),
+            key: LEDGER_KEY,
+        }),
+        ..opts.clone()
+    }
+}
+
+async fn run(source: &Source, backup: &Backup, live: &TestDb, opts: &RestoreOptions) -> Verdict {
+    let console = console_db().await;
+    let opts = with_ledger(opts, &console);
+    run_restore_test(source, backup, &live.pool, &server_url(), &opts, &|_| {}).await
 }
 
 async fn exists(live: &TestDb, name: &str) -> bool {
@@ -113,7 +136,7 @@ async fn good_archive_passes_every_check_and_is_recorded() {
     let live = seeded("rs_good").await;
     let dir = tempfile::tempdir().unwrap();
     dump(&live, dir.path(), "pluto-good.dump");
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     assert_eq!(backup.id, "pluto-good.dump");
     assert!(backup.sha256_expected.is_some());
@@ -124,9 +147,15 @@ async fn good_archive_passes_every_check_and_is_recorded() {
     assert!(age.num_seconds() >= 0 && age.num_seconds() < 120, "{taken}");
 
     let steps = std::sync::Mutex::new(Vec::new());
-    let v = run_restore_test(&source, &backup, &live.pool, &server_url(), &opts(), &|p| {
-        steps.lock().unwrap().push(p.step)
-    })
+    let console = console_db().await;
+    let v = run_restore_test(
+        &source,
+        &backup,
+        &live.pool,
+        &server_url(),
+        &with_ledger(&opts(), &console),
+        &|p| steps.lock().unwrap().push(p.step),
+    )
     .await;
     assert!(v.passed, "{}", v.to_markdown());
     let names: Vec<&str> = v.checks.iter().map(|c| c.name.as_str()).collect();
@@ -137,6 +166,22 @@ async fn good_archive_passes_every_check_and_is_recorded() {
     assert!(check(&v, "schema").reason.starts_with("identical"));
     assert!(check(&v, "row counts").reason.contains("all equal"));
     assert!(check(&v, "foreign keys").reason.contains("no orphan rows"));
+    assert!(
+        check(&v, "erasure ledger")
+            .reason
+            .starts_with("no erasure executed since"),
+        "{}",
+        check(&v, "erasure ledger").reason
+    );
+    let rpo = check(&v, "measured rpo");
+    assert!(rpo.reason.contains("quiet"), "{}", rpo.reason);
+    let objects = check(&v, "receipt objects");
+    assert!(objects.skipped, "{}", objects.reason);
+    assert!(
+        objects.reason.contains("object_store_url"),
+        "{}",
+        objects.reason
+    );
     assert!(v.restore_ms.is_some());
     assert!(steps.lock().unwrap().contains(&"restore"));
     assert_clean(&live, &v).await;
@@ -149,10 +194,6 @@ async fn good_archive_passes_every_check_and_is_recorded() {
     assert_eq!(json["backup"]["id"], "pluto-good.dump");
 
     // The history keeps it.
-    let console = TestDb::new("rs_console").await;
-    charon::core::db::migrate_console(&console.pool)
-        .await
-        .unwrap();
     let id = restore::record(&console.pool, &v).await.unwrap();
     let rows = restore::history(&console.pool, 10).await.unwrap();
     assert_eq!(rows.len(), 1);
@@ -172,7 +213,7 @@ async fn flipped_byte_fails_the_checksum_and_restores_nothing() {
     bytes[mid] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
 
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let v = run(&source, &backup, &live, &opts()).await;
     assert!(!v.passed);
@@ -185,7 +226,7 @@ async fn flipped_byte_fails_the_checksum_and_restores_nothing() {
     assert_eq!(v.first_failure().unwrap().name, "checksum");
     let r = check(&v, "restore");
     assert!(
-        r.skipped && r.reason.contains("checksum failed"),
+        r.skipped && r.reason.contains("integrity check failed"),
         "{}",
         r.reason
     );
@@ -199,7 +240,7 @@ async fn wrong_or_missing_sha256_fails() {
     let dir = tempfile::tempdir().unwrap();
     let path = dump(&live, dir.path(), "pluto.dump");
     std::fs::write(sum_path(&path), format!("{}  pluto.dump\n", "0".repeat(64))).unwrap();
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let v = run(&source, &backup, &live, &opts()).await;
     assert!(!v.passed);
@@ -235,7 +276,7 @@ async fn truncated_archive_fails_the_restore_and_leaves_nothing() {
     // matches, so only the restore can tell.
     write_sha256(&path);
 
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let v = run(&source, &backup, &live, &opts()).await;
     assert!(!v.passed);
@@ -263,7 +304,7 @@ async fn archive_of_another_schema_fails_the_schema_check() {
         .await
         .unwrap();
 
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let v = run(&source, &backup, &live, &opts()).await;
     assert!(!v.passed);
@@ -290,7 +331,7 @@ async fn backup_older_than_the_rpo_fails_the_age_check() {
     let dir = tempfile::tempdir().unwrap();
     dump(&live, dir.path(), "pluto.dump");
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let opts = RestoreOptions {
         rpo: Duration::from_secs(1),
@@ -320,7 +361,7 @@ async fn refuses_a_scratch_target_equal_to_the_live_database() {
     let live = seeded("rs_refuse").await;
     let dir = tempfile::tempdir().unwrap();
     dump(&live, dir.path(), "pluto.dump");
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let before: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&live.pool)
@@ -364,7 +405,7 @@ async fn cancelled_mid_test_drops_the_scratch_database() {
     let live = seeded("rs_cancel").await;
     let dir = tempfile::tempdir().unwrap();
     dump(&live, dir.path(), "pluto.dump");
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let name = format!(
         "{}cancel_{}",
@@ -375,7 +416,10 @@ async fn cancelled_mid_test_drops_the_scratch_database() {
         scratch_name: Some(name.clone()),
         ..opts()
     };
-    let run = run(&source, &backup, &live, &opts);
+    let console = console_db().await;
+    let opts = with_ledger(&opts, &console);
+    let server = server_url();
+    let run = run_restore_test(&source, &backup, &live.pool, &server, &opts, &|_| {});
     let appeared = async {
         while !exists(&live, &name).await {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -404,7 +448,7 @@ async fn dir_source_lists_by_the_time_in_the_archive() {
     std::fs::write(dir.path().join("garbage.dump"), b"not an archive").unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
 
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let list = source.list().await.unwrap();
     let ids: Vec<&str> = list.iter().map(|b| b.id.as_str()).collect();
     assert_eq!(ids, ["garbage.dump", "b-first.dump", "a-second.dump"]);
