@@ -474,3 +474,222 @@ async fn dir_source_lists_by_the_time_in_the_archive() {
     assert!(!check(&v, "restore").passed);
     assert_clean(&live, &v).await;
 }
+
+const SUBJECT_EMAIL: &str = "r.lazarus@example.test";
+const SUBJECT_PHONE: &str = "+1 555-010-4242";
+
+/// A data subject with a user row, a membership, a receipt, and an invoice
+/// that reaches them only by e-mail.
+async fn add_subject(live: &TestDb) -> uuid::Uuid {
+    let p = &live.pool;
+    let business: uuid::Uuid = sqlx::query_scalar("SELECT id FROM businesses ORDER BY id LIMIT 1")
+        .fetch_one(p)
+        .await
+        .unwrap();
+    let user = uuid::Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id, email, full_name, phone, created_at) VALUES ($1, 'R.Lazarus@Example.test', 'Rita Lazarus-Testperson', $2, '2025-06-01')")
+        .bind(user).bind(SUBJECT_PHONE).execute(p).await.unwrap();
+    sqlx::query("INSERT INTO memberships VALUES ($1, $2, 'employee', '2025-06-01')")
+        .bind(business)
+        .bind(user)
+        .execute(p)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO receipts (id, business_id, uploaded_by, s3_key, merchant, amount_cents, receipt_date, ocr_text, notes, created_at) VALUES (9100000001, $1, $2, 'receipts/lazarus-1.jpg', 'Cafe', 450, '2025-06-02', 'THANK YOU', NULL, '2025-06-02')")
+        .bind(business).bind(user).execute(p).await.unwrap();
+    sqlx::query("INSERT INTO invoices VALUES (9100000001, $1, 'INV-LAZ-1', 'Rita Lazarus-Testperson', 'r.lazarus@EXAMPLE.test', '1 Test Street', 12000, '2025-06-01', '2025-06-30', 'sent', '2025-06-01')")
+        .bind(business).execute(p).await.unwrap();
+    user
+}
+
+/// Where the subject is in a database: `table: rows` for every hit.
+async fn subject_rows(pool: &sqlx::PgPool, user: uuid::Uuid) -> Vec<String> {
+    let mut hits = Vec::new();
+    for (what, sql) in [
+        (
+            "users by email",
+            "SELECT count(*) FROM users WHERE lower(email) = lower($1::text) OR $2::uuid IS NULL",
+        ),
+        (
+            "users by id",
+            "SELECT count(*) FROM users WHERE id = $2 AND lower(email) = lower($1::text)",
+        ),
+        (
+            "memberships",
+            "SELECT count(*) FROM memberships WHERE user_id = $2 OR $1::text IS NULL",
+        ),
+        (
+            "receipts",
+            "SELECT count(*) FROM receipts WHERE uploaded_by = $2 OR $1::text IS NULL",
+        ),
+        (
+            "invoices",
+            "SELECT count(*) FROM invoices WHERE lower(customer_email) = lower($1::text) OR $2::uuid IS NULL",
+        ),
+    ] {
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(SUBJECT_EMAIL)
+            .bind(user)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if n > 0 {
+            hits.push(format!("{what}: {n}"));
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn erasures_after_the_backup_are_replayed_and_proven_absent() {
+    use charon::core::datamap::{Catalog, DataMap};
+    use charon::core::erasure::{
+        ExecuteOutcome, NewRequest, Regime, Subject, approve, create_request, discover, execute,
+        plan, store_plan,
+    };
+    let live = seeded("rs_ledger").await;
+    let user = add_subject(&live).await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&live, dir.path(), "pluto.dump");
+    // The backup has the subject.
+    assert_eq!(subject_rows(&live.pool, user).await.len(), 5);
+
+    // After the backup, compliance erases them (through the erasure core).
+    let console = console_db().await;
+    let subject = Subject {
+        emails: vec![SUBJECT_EMAIL.to_uppercase()],
+        phones: vec![SUBJECT_PHONE.into()],
+        user_ids: vec![],
+    };
+    let map = DataMap::bundled().unwrap();
+    let catalog = Catalog::load(&live.pool).await.unwrap();
+    let id = create_request(
+        &console.pool,
+        &LEDGER_KEY,
+        &NewRequest {
+            subject: &subject,
+            ticket: "ZD-9".into(),
+            regime: Regime::Gdpr,
+            note: String::new(),
+            received_at: chrono::Utc::now(),
+            created_by: "alice".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let p = plan(
+        &discover(&live.pool, &map, &catalog, &subject)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    store_plan(&console.pool, id, &p).await.unwrap();
+    approve(&console.pool, id, "bob", &p.sha256).await.unwrap();
+    let out = execute(
+        &live.pool,
+        &console.pool,
+        &map,
+        &catalog,
+        &LEDGER_KEY,
+        id,
+        &subject,
+        "carol",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(out, ExecuteOutcome::Done(_)), "{out:?}");
+    assert!(subject_rows(&live.pool, user).await.is_empty());
+
+    let source = Source::from(DirSource::new("local", dir.path()));
+    let backup = only_backup(&source).await;
+    let name = format!(
+        "{}ledger_{}",
+        restore::SCRATCH_PREFIX,
+        uuid::Uuid::new_v4().simple()
+    );
+    let opts = RestoreOptions {
+        scratch_name: Some(name.clone()),
+        ..with_ledger(&opts(), &console)
+    };
+    // Right after the replay (the "schema" step), look into the restore
+    // from outside, independently of the check's own proof.
+    let seen = std::sync::Mutex::new(None);
+    let scratch_url = charon::core::config::with_database(&server_url(), &name);
+    let v = run_restore_test(&source, &backup, &live.pool, &server_url(), &opts, &|p| {
+        if p.step == "schema" {
+            let url = scratch_url.clone();
+            let hits = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                    let hits = subject_rows(&pool, user).await;
+                    pool.close().await;
+                    hits
+                })
+            })
+            .join()
+            .unwrap();
+            *seen.lock().unwrap() = Some(hits);
+        }
+    })
+    .await;
+    assert!(v.passed, "{}", v.to_markdown());
+    let l = check(&v, "erasure ledger");
+    assert!(
+        l.reason.starts_with("1 erasure(s) executed since") && l.reason.contains("none of their"),
+        "{}",
+        l.reason
+    );
+    assert_eq!(seen.lock().unwrap().clone(), Some(Vec::new()));
+    // After the replay the restore matches the live database again.
+    assert!(check(&v, "row counts").reason.contains("all equal"));
+    assert!(!l.reason.contains("lazarus"), "no identifier in a reason");
+    assert!(!v.to_markdown().to_lowercase().contains("lazarus"));
+    assert_clean(&live, &v).await;
+
+    // Without the ledger the test fails closed.
+    let v = run_restore_test(
+        &source,
+        &backup,
+        &live.pool,
+        &server_url(),
+        &RestoreOptions {
+            ledger: None,
+            ..self::opts()
+        },
+        &|_| {},
+    )
+    .await;
+    assert!(!v.passed);
+    let l = check(&v, "erasure ledger");
+    assert!(
+        !l.passed && l.reason.contains("no erasure ledger"),
+        "{}",
+        l.reason
+    );
+    // … and the restore still holds the erased rows, which the row counts show.
+    assert!(!check(&v, "row counts").reason.contains("all equal"));
+    assert_clean(&live, &v).await;
+
+    // The proof itself can fail: a copy that still holds the subject (by
+    // e-mail and phone only; a different user id) is caught.
+    let copy = seeded("rs_ledger_copy").await;
+    add_subject(&copy).await;
+    let pending = restore::replay::pending(&console.pool, None).await.unwrap();
+    assert_eq!(pending.entries, 1);
+    let copy_catalog = Catalog::load(&copy.pool).await.unwrap();
+    let left = restore::replay::remaining(&copy.pool, &map, &copy_catalog, &LEDGER_KEY, &pending)
+        .await
+        .unwrap();
+    assert!(
+        left.iter().any(|l| l.starts_with("users.email"))
+            && left
+                .iter()
+                .any(|l| l.starts_with("invoices.customer_email")),
+        "{left:?}"
+    );
+    assert!(!format!("{left:?}").to_lowercase().contains("lazarus"));
+}
