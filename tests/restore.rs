@@ -693,3 +693,85 @@ async fn erasures_after_the_backup_are_replayed_and_proven_absent() {
     );
     assert!(!format!("{left:?}").to_lowercase().contains("lazarus"));
 }
+
+#[tokio::test]
+async fn every_receipt_object_must_exist_in_object_storage() {
+    let live = seeded("rs_objects").await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&live, dir.path(), "pluto.dump");
+    let store = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = sqlx::query_scalar("SELECT s3_key FROM receipts ORDER BY id")
+        .fetch_all(&live.pool)
+        .await
+        .unwrap();
+    assert!(keys.len() > 3);
+    for k in &keys {
+        let p = store.path().join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"jpeg").unwrap();
+    }
+    let source = Source::from(DirSource::new("local", dir.path()));
+    let backup = only_backup(&source).await;
+    let opts = RestoreOptions {
+        object_store_url: Some(format!("file://{}", store.path().display())),
+        ..opts()
+    };
+    let v = run(&source, &backup, &live, &opts).await;
+    let c = check(&v, "receipt objects");
+    assert!(c.passed && !c.skipped, "{}", c.reason);
+    assert_eq!(
+        c.reason,
+        format!("all {} receipt objects exist", keys.len())
+    );
+
+    // One object gone from the bucket: the check fails and names its key.
+    std::fs::remove_file(store.path().join(&keys[1])).unwrap();
+    let v = run(&source, &backup, &live, &opts).await;
+    assert!(!v.passed);
+    let c = check(&v, "receipt objects");
+    assert!(
+        !c.passed
+            && c.reason
+                .starts_with(&format!("1 of {} receipt objects missing", keys.len())),
+        "{}",
+        c.reason
+    );
+    assert!(c.reason.contains(&keys[1]), "{}", c.reason);
+    assert_clean(&live, &v).await;
+}
+
+#[tokio::test]
+async fn measured_rpo_fails_when_the_backup_misses_rows_written_before_it() {
+    let live = seeded("rs_mrpo").await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&live, dir.path(), "pluto.dump");
+    let source = Source::from(DirSource::new("local", dir.path()));
+    let backup = only_backup(&source).await;
+    let start = backup.taken_at.unwrap();
+    // A receipt the live database says was written ten minutes before the
+    // backup started, yet the backup does not have it.
+    sqlx::query(
+        "INSERT INTO receipts (id, business_id, uploaded_by, s3_key, merchant, amount_cents, receipt_date, ocr_text, created_at)
+         SELECT 9200000001, business_id, uploaded_by, 'receipts/late.jpg', 'Late', 100, '2026-01-01', '', $1
+           FROM receipts ORDER BY id LIMIT 1",
+    )
+    .bind(start - chrono::TimeDelta::minutes(10))
+    .execute(&live.pool)
+    .await
+    .unwrap();
+    let opts = RestoreOptions {
+        rpo: Duration::from_secs(300),
+        ..opts()
+    };
+    let v = run(&source, &backup, &live, &opts).await;
+    let c = check(&v, "measured rpo");
+    assert!(!c.passed, "{}", c.reason);
+    assert!(
+        c.reason.contains("receipts: newest row")
+            && c.reason
+                .contains("1 live row(s) written in that gap are missing from the backup"),
+        "{}",
+        c.reason
+    );
+    assert_clean(&live, &v).await;
+}
