@@ -226,6 +226,20 @@ pub enum Action {
     ErasureShow {
         request: Uuid,
     },
+    /// Restore-test one backup of a configured source (`backup`: its id;
+    /// `None`: the newest). The verdict is kept in the history and audited.
+    RestoreTestRun {
+        source: String,
+        backup: Option<String>,
+    },
+    /// The newest `limit` restore tests.
+    RestoreTestHistory {
+        limit: i64,
+    },
+    /// The backups of a configured source.
+    BackupsList {
+        source: String,
+    },
 }
 
 /// The stable kind of an action: its name in logs, permissions and audit
@@ -267,12 +281,15 @@ pub enum ActionKind {
     ErasureApprove,
     ErasureExecute,
     ErasureShow,
+    RestoreTestRun,
+    RestoreTestHistory,
+    BackupsList,
 }
 
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 35] = [
+    pub const ALL: [ActionKind; 38] = [
         ActionKind::RedactSweepPreview,
         ActionKind::RedactSweepApply,
         ActionKind::Reveal,
@@ -308,6 +325,9 @@ impl ActionKind {
         ActionKind::ErasureApprove,
         ActionKind::ErasureExecute,
         ActionKind::ErasureShow,
+        ActionKind::RestoreTestRun,
+        ActionKind::RestoreTestHistory,
+        ActionKind::BackupsList,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -347,6 +367,9 @@ impl ActionKind {
             ActionKind::ErasureApprove => "erasure.approve",
             ActionKind::ErasureExecute => "erasure.execute",
             ActionKind::ErasureShow => "erasure.show",
+            ActionKind::RestoreTestRun => "restore.run",
+            ActionKind::RestoreTestHistory => "restore.history",
+            ActionKind::BackupsList => "backups.list",
         }
     }
 
@@ -393,6 +416,9 @@ impl Action {
             Action::ErasureApprove { .. } => ActionKind::ErasureApprove,
             Action::ErasureExecute { .. } => ActionKind::ErasureExecute,
             Action::ErasureShow { .. } => ActionKind::ErasureShow,
+            Action::RestoreTestRun { .. } => ActionKind::RestoreTestRun,
+            Action::RestoreTestHistory { .. } => ActionKind::RestoreTestHistory,
+            Action::BackupsList { .. } => ActionKind::BackupsList,
         }
     }
 
@@ -434,6 +460,9 @@ impl Action {
             | Action::ErasureApprove { .. }
             | Action::ErasureExecute { .. }
             | Action::ErasureShow { .. } => None,
+            Action::RestoreTestRun { .. }
+            | Action::RestoreTestHistory { .. }
+            | Action::BackupsList { .. } => None,
         }
     }
 }
@@ -492,4 +521,16 @@ pub enum Reply {
     /// needs a new approval; nothing was changed).
     ErasureExecuted(Box<ExecuteOutcome>),
     ErasureRequest(Box<ErasureRequest>),
+    /// A restore test's verdict (pass or fail) and its history row.
+    RestoreTested {
+        history_id: Uuid,
+        verdict: Box<crate::core::restore::Verdict>,
+    },
+    RestoreHistory(Vec<crate::core::restore::HistoryRow>),
+    Backups {
+        source: String,
+        kind: String,
+        location: String,
+        backups: Vec<crate::core::restore::Backup>,
+    },
 }

@@ -32,7 +32,7 @@ use crate::core::mfa::software::SoftwareKey;
 use crate::core::mfa::{Secret, StepUpProof};
 use crate::core::records;
 use crate::core::session::{Role, Session};
-use crate::core::{Error, Result, db, erasure, tenants};
+use crate::core::{Error, Result, db, erasure, restore, tenants};
 use crate::core::{keys, operators};
 
 /// What the front ends show about the connection (status bar).
@@ -100,6 +100,8 @@ pub struct Console {
     support_may_redact: bool,
     /// Demo only: one in-memory software key per demo operator role.
     demo_keys: Arc<Vec<(Role, SoftwareKey)>>,
+    /// `[restore]` and the `[backups.NAME]` sources.
+    restore: Arc<crate::core::config::RestoreConfig>,
 }
 
 /// Previews of this session, applied later by token: an apply takes exactly
@@ -237,6 +239,10 @@ pub fn allowed(role: Role, kind: ActionKind) -> bool {
         | ActionKind::AuditVerify
         | ActionKind::AuditExport
         | ActionKind::AuditCheckpoint => matches!(role, Role::Auditor | Role::Admin),
+        // Backups and restore tests: SREs; auditors may read the history
+        // (it is the evidence of the restore drills).
+        ActionKind::RestoreTestRun | ActionKind::BackupsList => role == Role::Sre,
+        ActionKind::RestoreTestHistory => matches!(role, Role::Sre | Role::Auditor),
     }
 }
 
@@ -314,6 +320,7 @@ impl Console {
             previews: Pending::default(),
             sweeps: Pending::default(),
             support_may_redact: config.records.support_may_redact,
+            restore: Arc::new(config.restore.clone()),
         })
     }
 
@@ -430,6 +437,38 @@ impl Console {
                 )),
                 crate::core::erasure::ExecuteOutcome::Done(_) => None,
             },
+            Ok(Reply::RestoreTested {
+                history_id,
+                verdict,
+            }) => {
+                let failed: Vec<&str> = verdict
+                    .checks
+                    .iter()
+                    .filter(|c| !c.passed)
+                    .map(|c| c.name.as_str())
+                    .collect();
+                let details = serde_json::json!({
+                    "history_id": history_id,
+                    "backup": verdict.backup.id,
+                    "failed_checks": failed,
+                });
+                if verdict.passed {
+                    // The result is audited too: a second `I` entry.
+                    let mut ok = entry.clone();
+                    ok.details = serde_json::json!({
+                        "entry": first.seq,
+                        "result": "pass",
+                        "history_id": history_id,
+                        "backup": verdict.backup.id,
+                    });
+                    if let Err(e) = self.record(&ok).await {
+                        tracing::warn!(error = %e, seq = first.seq, "result entry not written");
+                    }
+                    None
+                } else {
+                    Some(("restore_test_failed".to_string(), details))
+                }
+            }
             Ok(_) => None,
             Err(e) => Some((e.audit_code(), serde_json::json!({}))),
         };
@@ -954,6 +993,20 @@ impl Console {
                 e.target_table = Some("erasure_requests".into());
                 e.target_pk = Some(request.to_string());
             }
+            Action::RestoreTestRun { source, backup } => {
+                e.target_table = Some("restore_tests".into());
+                e.details = serde_json::json!({
+                    "source": source,
+                    "backup": backup.as_deref().unwrap_or("latest"),
+                });
+            }
+            Action::RestoreTestHistory { limit } => {
+                e.target_table = Some("restore_tests".into());
+                e.details = serde_json::json!({ "limit": limit });
+            }
+            Action::BackupsList { source } => {
+                e.details = serde_json::json!({ "source": source });
+            }
         }
         e
     }
@@ -1317,7 +1370,70 @@ impl Console {
             Action::ErasureShow { request } => Ok(Reply::ErasureRequest(Box::new(
                 erasure::get_request(&self.console, request).await?,
             ))),
+            Action::RestoreTestRun { source, backup } => self.restore_test(&source, backup).await,
+            Action::RestoreTestHistory { limit } => Ok(Reply::RestoreHistory(
+                restore::history(&self.console, limit.clamp(1, 10_000)).await?,
+            )),
+            Action::BackupsList { source } => {
+                let src = self.restore.source(&source)?;
+                Ok(Reply::Backups {
+                    source: source.clone(),
+                    kind: src.kind().to_string(),
+                    location: src.location(),
+                    backups: src.list().await?,
+                })
+            }
         }
+    }
+}
+
+impl Console {
+    /// Runs a restore test and records its verdict in the history. A
+    /// source that cannot be listed (an unreachable backup host) or a
+    /// backup that does not exist gives a failed verdict naming the reason,
+    /// recorded like any other; an unknown source name is an error.
+    async fn restore_test(&self, source: &str, backup: Option<String>) -> Result<Reply> {
+        let src = self.restore.source(source)?;
+        let picked = match &backup {
+            Some(id) => src.get(id).await,
+            None => src.latest().await.and_then(|b| {
+                b.ok_or_else(|| Error::NotFound(format!("no backup in source `{source}`")))
+            }),
+        };
+        let r = &self.restore;
+        let opts = restore::RestoreOptions {
+            rpo: r.rpo,
+            rto: r.rto,
+            jobs: r.jobs,
+            row_tolerance: r.row_tolerance,
+            pg_bin_dir: r.pg_bin_dir.clone(),
+            ledger: Some(restore::Ledger {
+                console: self.console.clone(),
+                key: self.erasure_key(),
+            }),
+            object_store_url: r.object_store_url.clone(),
+            ..restore::RestoreOptions::default()
+        };
+        let server = r
+            .server_url
+            .as_ref()
+            .map(|u| u.expose().to_string())
+            .unwrap_or_default();
+        let verdict = match picked {
+            Ok(b) => {
+                restore::run_restore_test(src, &b, &self.pluto_read, &server, &opts, &|_| {}).await
+            }
+            Err(e) => restore::Verdict::not_started(
+                source,
+                backup.as_deref().unwrap_or("latest"),
+                &e.to_string(),
+            ),
+        };
+        let history_id = restore::record(&self.console, &verdict).await?;
+        Ok(Reply::RestoreTested {
+            history_id,
+            verdict: Box::new(verdict),
+        })
     }
 }
 

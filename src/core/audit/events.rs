@@ -49,6 +49,9 @@ pub fn base_code(kind: ActionKind) -> &'static str {
         ActionKind::ErasureApprove => "CH4003",
         ActionKind::ErasureExecute => "CH4004",
         ActionKind::ErasureShow => "CH4005",
+        ActionKind::RestoreTestRun => "CH6001",
+        ActionKind::RestoreTestHistory => "CH6002",
+        ActionKind::BackupsList => "CH6003",
     }
 }
 

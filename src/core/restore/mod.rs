@@ -624,7 +624,7 @@ async fn pg_restore(
         Err(format!(
             "pg_restore failed ({}): {}",
             out.status,
-            tools::tail(&String::from_utf8_lossy(&out.stderr))
+            tools::tail_without_values(&String::from_utf8_lossy(&out.stderr))
         ))
     }
 }
@@ -775,7 +775,7 @@ async fn run_checks(
                         format!(
                             "pg_amcheck failed ({}): {}",
                             o.status,
-                            tools::tail(&format!(
+                            tools::tail_without_values(&format!(
                                 "{}\n{}",
                                 String::from_utf8_lossy(&o.stdout),
                                 String::from_utf8_lossy(&o.stderr)
