@@ -128,10 +128,18 @@ async fn restore_test_cli_for_cron_exit_codes_history_and_audit() {
         format!(
             "environment = \"ci\"\npluto_url = \"{}\"\nconsole_url = \"{}\"\n\n\
              [restore]\nserver_url = \"{}\"\nrpo_minutes = 60\n\n\
-             [backups.local]\nkind = \"dir\"\npath = \"dumps\"\n",
+             [backups.local]\nkind = \"dir\"\npath = \"dumps\"\n\n\
+             [backups.offsite]\nkind = \"ssh\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"charon\"\n\
+             identity_file = \"id\"\nknown_hosts = \"known_hosts\"\npath = \"/srv\"\nconnect_timeout_secs = 5\n",
             pluto.url.expose(),
             console.url.expose(),
-            server_url()
+            server_url(),
+            // A port nothing listens on: an unreachable backup host.
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
         ),
     )
     .unwrap();
@@ -264,6 +272,30 @@ async fn restore_test_cli_for_cron_exit_codes_history_and_audit() {
         .unwrap();
     assert_eq!(failed.entry.details["failed_checks"][0], "checksum");
 
+    // An unreachable backup host: a failed verdict naming the reason, in
+    // the history like any other.
+    let (code, out, err) = run(
+        &cfg,
+        &["restore-test", "run", "--source", "offsite", "--json"],
+        &format!("{}\n", otp_n(6)),
+    );
+    assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["passed"], false);
+    assert_eq!(v["scratch_db"], serde_json::Value::Null);
+    let reason = v["checks"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cannot connect to charon@127.0.0.1") && reason.contains("refused"),
+        "{reason}"
+    );
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM restore_tests WHERE source = 'offsite' AND verdict = 'fail'",
+    )
+    .fetch_one(&console.pool)
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+
     // Another role is refused (and audited).
     operators::set_role(&console.pool, &login, Role::Support)
         .await
@@ -271,7 +303,7 @@ async fn restore_test_cli_for_cron_exit_codes_history_and_audit() {
     let (code, _, err) = run(
         &cfg,
         &["restore-test", "run", "--source", "local"],
-        &format!("{}\n", otp_n(6)),
+        &format!("{}\n", otp_n(7)),
     );
     assert_ne!(code, Some(0));
     assert!(err.contains("may not restore.run"), "{err}");

@@ -460,6 +460,41 @@ async fn pgbackrest_source_restores_into_a_throwaway_cluster() {
         "{}",
         r.reason
     );
+
+    // A byte flipped in a file of the backup in the repository: pgBackRest's
+    // verification fails and nothing is restored.
+    let set = dir.join("repo/backup/test").join(&b.id).join("pg_data");
+    let victim = walk(&set)
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 1000)
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&victim, bytes).unwrap();
+    let v = run_restore_test(&source, b, &live, "", &opts(&console), &|_| {}).await;
+    assert!(!v.passed);
+    let c = check(&v, "checksum");
+    assert!(
+        !c.passed && c.reason.starts_with("pgbackrest verify failed"),
+        "{}",
+        c.reason
+    );
+    assert_eq!(v.scratch_db, None);
     live.close().await;
     drop(cluster);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
