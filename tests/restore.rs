@@ -419,17 +419,18 @@ async fn cancelled_mid_test_drops_the_scratch_database() {
     let console = console_db().await;
     let opts = with_ledger(&opts, &console);
     let server = server_url();
-    let run = run_restore_test(&source, &backup, &live.pool, &server, &opts, &|_| {});
-    let appeared = async {
-        while !exists(&live, &name).await {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    // Like Ctrl-C: the test's future is dropped once its scratch database
+    // exists and is being checked (the progress callback says so; no timing).
+    let checking = tokio::sync::Notify::new();
+    let progress = |p: restore::RestoreProgress| {
+        if p.step == "schema" {
+            checking.notify_one();
         }
     };
-    // Like Ctrl-C: the test's future is dropped once its scratch database
-    // exists (during the restore or the checks).
+    let run = run_restore_test(&source, &backup, &live.pool, &server, &opts, &progress);
     tokio::select! {
         v = run => panic!("finished before it could be cancelled: {}", v.to_markdown()),
-        () = appeared => {}
+        () = checking.notified() => {}
     }
     assert!(
         !exists(&live, &name).await,

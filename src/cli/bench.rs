@@ -32,15 +32,42 @@ pub enum BenchCommand {
         #[arg(long, value_name = "URL")]
         pluto_url: Option<String>,
     },
+    /// Restore test: charon's whole restore test against a bare pg_restore
+    /// of the same archive with the same parallelism.
+    Restore {
+        #[arg(long, default_value_t = 100_000)]
+        tenants: u32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// pg_restore --jobs, for both.
+        #[arg(long, default_value_t = 2)]
+        jobs: u32,
+        /// Runs of each.
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        /// Use this already seeded Pluto database (its server also holds
+        /// the scratch databases) instead of seeding a throwaway cluster.
+        #[arg(long, value_name = "URL")]
+        pluto_url: Option<String>,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
-    let BenchCommand::Search {
-        tenants,
-        seed,
-        samples,
-        pluto_url,
-    } = cmd;
+    let (tenants, seed, samples, pluto_url) = match cmd {
+        BenchCommand::Search {
+            tenants,
+            seed,
+            samples,
+            pluto_url,
+        } => (tenants, seed, samples, pluto_url),
+        BenchCommand::Restore {
+            tenants,
+            seed,
+            jobs,
+            rounds,
+            pluto_url,
+        } => return super::bench_restore::run(tenants, seed, jobs, rounds, pluto_url).await,
+    };
     let (server, pluto, console_url) = match pluto_url {
         Some(url) => {
             let console_db = format!(

@@ -5,6 +5,7 @@
 mod admin;
 pub mod audit;
 mod bench;
+mod bench_restore;
 mod datamap;
 mod demo;
 mod erasure;

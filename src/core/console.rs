@@ -102,6 +102,11 @@ pub struct Console {
     demo_keys: Arc<Vec<(Role, SoftwareKey)>>,
     /// `[restore]` and the `[backups.NAME]` sources.
     restore: Arc<crate::core::config::RestoreConfig>,
+    /// The Pluto database restore tests compare with (the read URL), read
+    /// through its own pool whose statement timeout is the RTO, not the
+    /// interactive one (exact row counts of a large database take longer).
+    restore_live: crate::core::config::DbUrl,
+    connect_timeout: Duration,
 }
 
 /// Previews of this session, applied later by token: an apply takes exactly
@@ -321,6 +326,8 @@ impl Console {
             sweeps: Pending::default(),
             support_may_redact: config.records.support_may_redact,
             restore: Arc::new(config.restore.clone()),
+            restore_live: config.pluto_read_url.clone(),
+            connect_timeout: config.timeouts.connect,
         })
     }
 
@@ -1419,11 +1426,28 @@ impl Console {
             .as_ref()
             .map(|u| u.expose().to_string())
             .unwrap_or_default();
-        let verdict = match picked {
-            Ok(b) => {
-                restore::run_restore_test(src, &b, &self.pluto_read, &server, &opts, &|_| {}).await
+        let live = db::connect(
+            &self.restore_live,
+            db::PLUTO,
+            &crate::core::config::Timeouts {
+                connect: self.connect_timeout,
+                statement: r.rto,
+                ..crate::core::config::Timeouts::default()
+            },
+        )
+        .await;
+        let verdict = match (picked, live) {
+            (Ok(b), Ok(live)) => {
+                let v = restore::run_restore_test(src, &b, &live, &server, &opts, &|_| {}).await;
+                live.close().await;
+                v
             }
-            Err(e) => restore::Verdict::not_started(
+            (Ok(b), Err(e)) => restore::Verdict::not_started(
+                source,
+                &b.id,
+                &format!("the live database is unreachable: {e}"),
+            ),
+            (Err(e), _) => restore::Verdict::not_started(
                 source,
                 backup.as_deref().unwrap_or("latest"),
                 &e.to_string(),
