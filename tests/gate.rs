@@ -318,6 +318,7 @@ fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
         ActionKind::BackupsList => Action::BackupsList {
             source: "nightly".into(),
         },
+        ActionKind::BackupSources => Action::BackupSources,
     }
 }
 

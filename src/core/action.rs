@@ -240,6 +240,8 @@ pub enum Action {
     BackupsList {
         source: String,
     },
+    /// The configured backup sources (names, kinds, where) and the RPO/RTO.
+    BackupSources,
 }
 
 /// The stable kind of an action: its name in logs, permissions and audit
@@ -284,12 +286,13 @@ pub enum ActionKind {
     RestoreTestRun,
     RestoreTestHistory,
     BackupsList,
+    BackupSources,
 }
 
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 38] = [
+    pub const ALL: [ActionKind; 39] = [
         ActionKind::RedactSweepPreview,
         ActionKind::RedactSweepApply,
         ActionKind::Reveal,
@@ -328,6 +331,7 @@ impl ActionKind {
         ActionKind::RestoreTestRun,
         ActionKind::RestoreTestHistory,
         ActionKind::BackupsList,
+        ActionKind::BackupSources,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -370,6 +374,7 @@ impl ActionKind {
             ActionKind::RestoreTestRun => "restore.run",
             ActionKind::RestoreTestHistory => "restore.history",
             ActionKind::BackupsList => "backups.list",
+            ActionKind::BackupSources => "backups.sources",
         }
     }
 
@@ -419,6 +424,7 @@ impl Action {
             Action::RestoreTestRun { .. } => ActionKind::RestoreTestRun,
             Action::RestoreTestHistory { .. } => ActionKind::RestoreTestHistory,
             Action::BackupsList { .. } => ActionKind::BackupsList,
+            Action::BackupSources => ActionKind::BackupSources,
         }
     }
 
@@ -462,7 +468,8 @@ impl Action {
             | Action::ErasureShow { .. } => None,
             Action::RestoreTestRun { .. }
             | Action::RestoreTestHistory { .. }
-            | Action::BackupsList { .. } => None,
+            | Action::BackupsList { .. }
+            | Action::BackupSources => None,
         }
     }
 }
@@ -527,6 +534,11 @@ pub enum Reply {
         verdict: Box<crate::core::restore::Verdict>,
     },
     RestoreHistory(Vec<crate::core::restore::HistoryRow>),
+    BackupSources {
+        sources: Vec<crate::core::restore::source::SourceInfo>,
+        rpo: std::time::Duration,
+        rto: std::time::Duration,
+    },
     Backups {
         source: String,
         kind: String,

@@ -246,7 +246,9 @@ pub fn allowed(role: Role, kind: ActionKind) -> bool {
         | ActionKind::AuditCheckpoint => matches!(role, Role::Auditor | Role::Admin),
         // Backups and restore tests: SREs; auditors may read the history
         // (it is the evidence of the restore drills).
-        ActionKind::RestoreTestRun | ActionKind::BackupsList => role == Role::Sre,
+        ActionKind::RestoreTestRun | ActionKind::BackupsList | ActionKind::BackupSources => {
+            role == Role::Sre
+        }
         ActionKind::RestoreTestHistory => matches!(role, Role::Sre | Role::Auditor),
     }
 }
@@ -1014,6 +1016,7 @@ impl Console {
             Action::BackupsList { source } => {
                 e.details = serde_json::json!({ "source": source });
             }
+            Action::BackupSources => {}
         }
         e
     }
@@ -1377,10 +1380,17 @@ impl Console {
             Action::ErasureShow { request } => Ok(Reply::ErasureRequest(Box::new(
                 erasure::get_request(&self.console, request).await?,
             ))),
-            Action::RestoreTestRun { source, backup } => self.restore_test(&source, backup).await,
+            Action::RestoreTestRun { source, backup } => {
+                self.restore_test(&source, backup, progress).await
+            }
             Action::RestoreTestHistory { limit } => Ok(Reply::RestoreHistory(
                 restore::history(&self.console, limit.clamp(1, 10_000)).await?,
             )),
+            Action::BackupSources => Ok(Reply::BackupSources {
+                sources: self.restore.sources.iter().map(|s| s.info()).collect(),
+                rpo: self.restore.rpo,
+                rto: self.restore.rto,
+            }),
             Action::BackupsList { source } => {
                 let src = self.restore.source(&source)?;
                 Ok(Reply::Backups {
@@ -1399,7 +1409,32 @@ impl Console {
     /// source that cannot be listed (an unreachable backup host) or a
     /// backup that does not exist gives a failed verdict naming the reason,
     /// recorded like any other; an unknown source name is an error.
-    async fn restore_test(&self, source: &str, backup: Option<String>) -> Result<Reply> {
+    ///
+    /// `progress` hears which step runs: `done` is the step's position in
+    /// [`restore::CHECKS`] (1-based), `total` their number.
+    async fn restore_test<P>(
+        &self,
+        source: &str,
+        backup: Option<String>,
+        progress: P,
+    ) -> Result<Reply>
+    where
+        P: FnMut(VerifyProgress) + Send,
+    {
+        let progress = std::sync::Mutex::new(progress);
+        let report = |p: restore::RestoreProgress| {
+            let done = restore::CHECKS
+                .iter()
+                .position(|c| *c == p.step)
+                .map(|i| i as u64 + 1)
+                .unwrap_or(0);
+            if let Ok(mut f) = progress.lock() {
+                f(VerifyProgress {
+                    done,
+                    total: restore::CHECKS.len() as u64,
+                });
+            }
+        };
         let src = self.restore.source(source)?;
         let picked = match &backup {
             Some(id) => src.get(id).await,
@@ -1438,7 +1473,7 @@ impl Console {
         .await;
         let verdict = match (picked, live) {
             (Ok(b), Ok(live)) => {
-                let v = restore::run_restore_test(src, &b, &live, &server, &opts, &|_| {}).await;
+                let v = restore::run_restore_test(src, &b, &live, &server, &opts, &report).await;
                 live.close().await;
                 v
             }

@@ -15,6 +15,7 @@ use crate::core::console::{ConsoleInfo, allowed};
 use crate::tui::keymap::{Key, KeyAction, resolve};
 use crate::tui::screen::{Command, Done, Failure, Msg, RequestId, Screen, is_step_up};
 use crate::tui::screens::audit::AuditScreen;
+use crate::tui::screens::backups::BackupsScreen;
 use crate::tui::screens::gate::{GateScreen, IDLED_OUT};
 use crate::tui::screens::help::HelpScreen;
 use crate::tui::screens::palette::PaletteScreen;
@@ -258,7 +259,11 @@ impl App {
                         queue.extend(s.update(&cancelled));
                     }
                 }
-                Command::SearchFor(_) | Command::Palette | Command::OpenAudit if self.gated() => {}
+                Command::SearchFor(_)
+                | Command::Palette
+                | Command::OpenAudit
+                | Command::OpenBackups
+                    if self.gated() => {}
                 Command::Authenticated(info) => {
                     self.info = info;
                     self.stack.retain(|s| s.name() != "gate");
@@ -313,6 +318,21 @@ impl App {
                             Level::Error,
                             format!(
                                 "the audit log is for roles auditor and admin; you are {}",
+                                self.info.role
+                            ),
+                        ));
+                    }
+                }
+                Command::OpenBackups => {
+                    if allowed(self.info.role, ActionKind::BackupSources) {
+                        let mut screen = BackupsScreen::new();
+                        queue.extend(screen.start());
+                        self.stack.push(Box::new(screen));
+                    } else {
+                        self.message = Some((
+                            Level::Error,
+                            format!(
+                                "backups and restore tests are for the sre role; you are {}",
                                 self.info.role
                             ),
                         ));

@@ -204,6 +204,8 @@ pub enum Context {
     StepUpOtp,
     /// A step-up prompt, typing the PIV PIN.
     StepUpPin,
+    /// The Backups screen (sources, backups, restore tests).
+    Backups,
 }
 
 impl Context {
@@ -250,6 +252,7 @@ impl Context {
             Context::StepUpDemo => "Step-up (demo software key)",
             Context::StepUpOtp => "Step-up (typing the OTP)",
             Context::StepUpPin => "Step-up (typing the PIV PIN)",
+            Context::Backups => "Backups",
         }
     }
 }
@@ -281,7 +284,7 @@ pub const GLOBAL: &[Binding] = &[
     Binding {
         keys: &[Key::char(':')],
         action: KeyAction::Palette,
-        desc: "command palette (:tenant, :audit, :theme, :help, :quit)",
+        desc: "command palette (:tenant, :audit, :backups, :theme, :help, :quit)",
     },
 ];
 
@@ -464,6 +467,35 @@ pub const AUDIT: &[Binding] = &[
         keys: &[Key::char('v')],
         action: KeyAction::Verify,
         desc: "verify the hash chain (progress, then the verdict)",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "back",
+    },
+];
+
+pub const BACKUPS: &[Binding] = &[
+    LIST_MOVES[0],
+    LIST_MOVES[1],
+    LIST_MOVES[2],
+    LIST_MOVES[3],
+    LIST_MOVES[4],
+    LIST_MOVES[5],
+    Binding {
+        keys: &[Key::plain(KeyCode::Tab), Key::char(']')],
+        action: KeyAction::NextTab,
+        desc: "next backup source",
+    },
+    Binding {
+        keys: &[Key::plain(KeyCode::BackTab), Key::char('[')],
+        action: KeyAction::PrevTab,
+        desc: "previous backup source",
+    },
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "restore-test the selected backup (live progress, then the verdict)",
     },
     Binding {
         keys: &[ESC],
@@ -810,6 +842,7 @@ pub fn bindings(ctx: Context) -> &'static [Binding] {
         Context::StepUpDemo => STEP_UP_DEMO,
         Context::StepUpOtp => STEP_UP_OTP,
         Context::StepUpPin => STEP_UP_PIN,
+        Context::Backups => BACKUPS,
     }
 }
 
@@ -936,6 +969,7 @@ mod tests {
             Context::StepUpDemo,
             Context::StepUpOtp,
             Context::StepUpPin,
+            Context::Backups,
         ] {
             let mut seen = std::collections::HashSet::new();
             for b in tables(ctx).into_iter().flat_map(|t| t.iter()) {

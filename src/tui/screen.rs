@@ -106,6 +106,8 @@ pub enum Command {
     Palette,
     /// Open the audit screen (palette `:audit`), if the role may.
     OpenAudit,
+    /// Open the Backups screen (palette `:backups`), if the role may.
+    OpenBackups,
     /// The MFA gate passed: the status bar shows this operator and role,
     /// and the gate makes way for the screens.
     Authenticated(crate::core::console::ConsoleInfo),
@@ -135,6 +137,7 @@ impl std::fmt::Debug for Command {
             Command::Help => f.write_str("Help"),
             Command::Palette => f.write_str("Palette"),
             Command::OpenAudit => f.write_str("OpenAudit"),
+            Command::OpenBackups => f.write_str("OpenBackups"),
             Command::Authenticated(i) => write!(f, "Authenticated({}, {})", i.operator, i.role),
             Command::Resend { asked, action } => write!(f, "Resend({asked:?}, {action:?})"),
             Command::CancelStepUp(id) => write!(f, "CancelStepUp({id:?})"),

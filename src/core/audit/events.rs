@@ -52,6 +52,7 @@ pub fn base_code(kind: ActionKind) -> &'static str {
         ActionKind::RestoreTestRun => "CH6001",
         ActionKind::RestoreTestHistory => "CH6002",
         ActionKind::BackupsList => "CH6003",
+        ActionKind::BackupSources => "CH6004",
     }
 }
 

@@ -83,6 +83,24 @@ impl Source {
     }
 }
 
+/// What a front end shows of a source (no secret: names, paths, hosts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceInfo {
+    pub name: String,
+    pub kind: String,
+    pub location: String,
+}
+
+impl Source {
+    pub fn info(&self) -> SourceInfo {
+        SourceInfo {
+            name: self.name().to_string(),
+            kind: self.kind().to_string(),
+            location: self.location(),
+        }
+    }
+}
+
 impl From<DirSource> for Source {
     fn from(s: DirSource) -> Source {
         Source::Dir(s)

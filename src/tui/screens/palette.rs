@@ -32,6 +32,11 @@ pub const COMMANDS: &[PaletteCommand] = &[
         desc: "the audit log (roles auditor and admin)",
     },
     PaletteCommand {
+        name: "backups",
+        arg: None,
+        desc: "backups and restore tests (role sre)",
+    },
+    PaletteCommand {
         name: "theme",
         arg: Some("<name>"),
         desc: "switch the colour theme",
@@ -129,11 +134,12 @@ pub fn parse(line: &str) -> Vec<Command> {
         ("theme", name) => vec![Command::Pop, Command::SetTheme(name.to_string())],
         ("help", _) => vec![Command::Pop, Command::Help],
         ("audit", _) => vec![Command::Pop, Command::OpenAudit],
+        ("backups", _) => vec![Command::Pop, Command::OpenBackups],
         ("quit" | "q" | "q!" | "quit!", _) => vec![Command::Quit],
         (other, _) => vec![
             Command::Pop,
             Command::Error(format!(
-                "unknown command :{} — try :tenant, :audit, :theme, :help or :quit",
+                "unknown command :{} — try :tenant, :audit, :backups, :theme, :help or :quit",
                 safe(other)
             )),
         ],
@@ -218,7 +224,9 @@ impl Screen for PaletteScreen {
                 .iter()
                 .find(|c| c.name == name)
                 .map(|c| format!("{} {} — {}", c.name, c.arg.unwrap_or(""), c.desc))
-                .unwrap_or_else(|| "tenant  audit  theme  help  quit   (Tab completes)".to_string())
+                .unwrap_or_else(|| {
+                    "tenant  audit  backups  theme  help  quit   (Tab completes)".to_string()
+                })
         };
         let block = Block::default()
             .borders(Borders::ALL)
