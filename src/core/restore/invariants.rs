@@ -168,44 +168,52 @@ pub async fn receipt_objects(restored: &PgPool, object_store_url: Option<&str>) 
         Ok(s) => s,
         Err(e) => return Check::fail(NAME, e),
     };
-    let mut keys = sqlx::query_scalar::<_, String>(
+    /// One key's outcome.
+    enum Seen {
+        Found,
+        Missing(String),
+        Broken(String),
+    }
+    let store = &store;
+    let prefix = &prefix;
+    // Up to 32 HEAD requests in flight (object storage is far away).
+    let mut results = sqlx::query_scalar::<_, String>(
         "SELECT s3_key FROM receipts WHERE s3_key IS NOT NULL ORDER BY id",
     )
-    .fetch(restored);
-    let mut checked = 0u64;
-    let mut missing = Vec::new();
-    let mut missing_n = 0u64;
-    while let Some(k) = keys.next().await {
+    .fetch(restored)
+    .map(|k| async move {
         let key = match k {
             Ok(k) => k,
-            Err(e) => return Check::fail(NAME, format!("cannot read receipts: {e}")),
+            Err(e) => return Seen::Broken(format!("cannot read receipts: {e}")),
         };
-        checked += 1;
-        let path = match object_store::path::Path::parse(&key) {
-            Ok(p) => p,
-            Err(_) => {
-                missing_n += 1;
-                if missing.len() < 10 {
-                    missing.push(format!("{key} (not a valid object key)"));
-                }
-                continue;
-            }
+        let Ok(path) = object_store::path::Path::parse(&key) else {
+            return Seen::Missing(format!("{key} (not a valid object key)"));
         };
         let full = prefix
             .parts()
             .chain(path.parts())
             .collect::<object_store::path::Path>();
         match store.head(&full).await {
-            Ok(_) => {}
-            Err(object_store::Error::NotFound { .. }) => {
+            Ok(_) => Seen::Found,
+            Err(object_store::Error::NotFound { .. }) => Seen::Missing(key),
+            Err(e) => Seen::Broken(format!("object storage unreachable: {e}")),
+        }
+    })
+    .buffered(32);
+    let mut checked = 0u64;
+    let mut missing = Vec::new();
+    let mut missing_n = 0u64;
+    while let Some(seen) = results.next().await {
+        checked += 1;
+        match seen {
+            Seen::Found => {}
+            Seen::Missing(key) => {
                 missing_n += 1;
                 if missing.len() < 10 {
                     missing.push(key);
                 }
             }
-            Err(e) => {
-                return Check::fail(NAME, format!("object storage unreachable: {e}"));
-            }
+            Seen::Broken(why) => return Check::fail(NAME, why),
         }
     }
     if missing_n == 0 {
