@@ -102,7 +102,9 @@ pub async fn run(
         // Alternate which runs first, so neither always meets a warm cache.
         for k in 0..2 {
             if (round + k) % 2 == 0 {
-                bare.push(bare_restore(&admin_url, &archive, jobs).await?);
+                let b = bare_restore(&admin_url, &archive, jobs).await?;
+                eprintln!("bare run: {:.2} s", b.as_secs_f64());
+                bare.push(b);
             } else {
                 let steps: Mutex<BTreeMap<&'static str, Duration>> = Mutex::new(BTreeMap::new());
                 let last: Mutex<(&'static str, Duration)> =
@@ -133,6 +135,11 @@ pub async fn run(
                 let step = steps.remove("restore").unwrap_or_default();
                 steps.insert("restore", pg_restore);
                 steps.insert("create scratch database", step.saturating_sub(pg_restore));
+                eprintln!(
+                    "charon run: total {:.2} s, pg_restore {:.2} s",
+                    total.as_secs_f64(),
+                    pg_restore.as_secs_f64()
+                );
                 ours.push((total, steps));
             }
         }
@@ -155,26 +162,35 @@ pub async fn run(
         let checksum =
             get("checksum") + get("age") + get("scratch target") + get("create scratch database");
         let restore = get("restore");
+        let cleanup = get("cleanup");
         let checks: Duration = steps
             .iter()
             .filter(|(k, _)| {
                 !matches!(
                     **k,
-                    "checksum" | "age" | "scratch target" | "create scratch database" | "restore"
+                    "checksum"
+                        | "age"
+                        | "scratch target"
+                        | "create scratch database"
+                        | "restore"
+                        | "cleanup"
                 )
             })
             .map(|(_, v)| *v)
             .sum();
+        let r = restore.as_secs_f64().max(1e-9);
         println!(
-            "| {} | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:+.1}% | {:+.1}% |",
+            "| {} | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:+.1}% | {:+.1}% | {:+.1}% |",
             i + 1,
             b.as_secs_f64(),
             checksum.as_secs_f64(),
             restore.as_secs_f64(),
             checks.as_secs_f64(),
+            cleanup.as_secs_f64(),
             total.as_secs_f64(),
             pct(restore, *b),
-            100.0 * (checks + checksum).as_secs_f64() / restore.as_secs_f64().max(1e-9),
+            100.0 * (checks + checksum).as_secs_f64() / r,
+            100.0 * (checks + checksum + cleanup).as_secs_f64() / r,
         );
     }
     if let Some((_, steps)) = ours.last() {

@@ -642,7 +642,7 @@ async fn run_checks(
     step: &(dyn Fn(&'static str, u64) + Sync),
 ) {
     let pool = match PgPoolOptions::new()
-        .max_connections(2)
+        .max_connections(4)
         .connect(scratch_url)
         .await
     {
@@ -699,12 +699,12 @@ async fn run_checks(
         (Some(l), Some((map, catalog))) => ledger_check(&pool, map, catalog, l, backup).await,
     });
 
+    // The comparisons, the measured RPO, the receipts and amcheck are
+    // independent of each other: they run concurrently (the progress shows
+    // "schema" for the whole group), and are listed in [`CHECKS`] order.
     step("schema", 0);
-    checks.push(
-        match (
-            compare::schema_lines(live).await,
-            compare::schema_lines(&pool).await,
-        ) {
+    let schema = async {
+        match tokio::join!(compare::schema_lines(live), compare::schema_lines(&pool)) {
             (Ok(l), Ok(r)) => {
                 let diff = compare::schema_diff(&l, &r);
                 if diff.is_empty() {
@@ -718,80 +718,78 @@ async fn run_checks(
             }
             (Err(e), _) => Check::fail("schema", format!("cannot read the live catalog: {e}")),
             (_, Err(e)) => Check::fail("schema", format!("cannot read the restored catalog: {e}")),
-        },
-    );
-
-    step("row counts", 0);
-    checks.push(
-        match (
-            compare::row_counts(live).await,
-            compare::row_counts(&pool).await,
-        ) {
+        }
+    };
+    let counts = async {
+        match tokio::join!(compare::row_counts(live), compare::row_counts(&pool)) {
             (Ok(l), Ok(r)) => row_count_check(&l, &r, opts.row_tolerance),
             (Err(e), _) => Check::fail("row counts", format!("cannot count live rows: {e}")),
             (_, Err(e)) => Check::fail("row counts", format!("cannot count restored rows: {e}")),
-        },
-    );
-
-    step("foreign keys", 0);
-    checks.push(match compare::foreign_keys(&pool).await {
-        Ok(fks) => {
-            let bad: Vec<String> = fks
-                .iter()
-                .filter(|f| f.orphans > 0)
-                .map(|f| format!("{}.{}: {} orphan rows", f.table, f.name, f.orphans))
-                .collect();
-            if bad.is_empty() {
-                Check::pass(
-                    "foreign keys",
-                    format!("{} foreign keys, no orphan rows", fks.len()),
-                )
-            } else {
-                Check::fail("foreign keys", list(&bad, 30))
-            }
         }
-        Err(e) => Check::fail("foreign keys", format!("cannot check: {e}")),
-    });
-
-    step("measured rpo", 0);
-    checks.push(invariants::measured_rpo(live, &pool, backup.taken_at, opts.rpo).await);
-
-    step("receipt objects", 0);
-    checks.push(invariants::receipt_objects(&pool, opts.object_store_url.as_deref()).await);
-    pool.close().await;
-
-    step("amcheck", 0);
-    checks.push(
-        match tools::find("pg_amcheck", opts.pg_bin_dir.as_deref()) {
-            None => Check::skip("amcheck", "pg_amcheck is not installed"),
-            Some(program) => {
-                let out = tools::command_for(&program, scratch_url, true)
-                    .args(["--install-missing", "--no-dependent-toast"])
-                    .output()
-                    .await;
-                match out {
-                    Ok(o) if o.status.success() => {
-                        Check::pass("amcheck", "pg_amcheck found no corruption (heap and btree)")
-                    }
-                    Ok(o) => Check::fail(
-                        "amcheck",
-                        format!(
-                            "pg_amcheck failed ({}): {}",
-                            o.status,
-                            tools::tail_without_values(&format!(
-                                "{}\n{}",
-                                String::from_utf8_lossy(&o.stdout),
-                                String::from_utf8_lossy(&o.stderr)
-                            ))
-                        ),
-                    ),
-                    Err(e) => {
-                        Check::fail("amcheck", format!("cannot run {}: {e}", program.display()))
-                    }
+    };
+    let fks = async {
+        match compare::foreign_keys(&pool).await {
+            Ok(fks) => {
+                let bad: Vec<String> = fks
+                    .iter()
+                    .filter(|f| f.orphans > 0)
+                    .map(|f| format!("{}.{}: {} orphan rows", f.table, f.name, f.orphans))
+                    .collect();
+                if bad.is_empty() {
+                    Check::pass(
+                        "foreign keys",
+                        format!("{} foreign keys, no orphan rows", fks.len()),
+                    )
+                } else {
+                    Check::fail("foreign keys", list(&bad, 30))
                 }
             }
-        },
+            Err(e) => Check::fail("foreign keys", format!("cannot check: {e}")),
+        }
+    };
+    let rpo = invariants::measured_rpo(live, &pool, backup.taken_at, opts.rpo);
+    let objects = invariants::receipt_objects(&pool, opts.object_store_url.as_deref());
+    let (schema, counts, fks, rpo, objects, amcheck) = tokio::join!(
+        schema,
+        counts,
+        fks,
+        rpo,
+        objects,
+        amcheck(opts, scratch_url)
     );
+    checks.extend([schema, counts, fks, rpo, objects, amcheck]);
+    pool.close().await;
+}
+
+/// `pg_amcheck` on the restore (heap and btree), where installed.
+async fn amcheck(opts: &RestoreOptions, scratch_url: &str) -> Check {
+    match tools::find("pg_amcheck", opts.pg_bin_dir.as_deref()) {
+        None => Check::skip("amcheck", "pg_amcheck is not installed"),
+        Some(program) => {
+            let out = tools::command_for(&program, scratch_url, true)
+                .args(["--install-missing", "--no-dependent-toast"])
+                .output()
+                .await;
+            match out {
+                Ok(o) if o.status.success() => {
+                    Check::pass("amcheck", "pg_amcheck found no corruption (heap and btree)")
+                }
+                Ok(o) => Check::fail(
+                    "amcheck",
+                    format!(
+                        "pg_amcheck failed ({}): {}",
+                        o.status,
+                        tools::tail_without_values(&format!(
+                            "{}\n{}",
+                            String::from_utf8_lossy(&o.stdout),
+                            String::from_utf8_lossy(&o.stderr)
+                        ))
+                    ),
+                ),
+                Err(e) => Check::fail("amcheck", format!("cannot run {}: {e}", program.display())),
+            }
+        }
+    }
 }
 
 /// Re-applies the ledger entries executed since the backup's start, then
