@@ -154,9 +154,9 @@ pub async fn run(
         archive_size as f64 / 1e9
     );
     println!(
-        "| run | bare pg_restore | charon: checksum, target, CREATE DATABASE | pg_restore | checks (all after the restore) | total | restore vs bare | checks + checksum on top of the restore |"
+        "| run | bare pg_restore | charon: checksum, target, CREATE DATABASE | pg_restore | checks | DROP DATABASE | total | pg_restore vs bare | checks + checksum on top of the restore | the same with the drop |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (i, (b, (total, steps))) in bare.iter().zip(&ours).enumerate() {
         let get = |n: &str| steps.get(n).copied().unwrap_or_default();
         let checksum =
