@@ -776,3 +776,45 @@ async fn measured_rpo_fails_when_the_backup_misses_rows_written_before_it() {
     );
     assert_clean(&live, &v).await;
 }
+
+#[tokio::test]
+async fn cancelled_while_the_scratch_database_is_being_created_leaves_nothing() {
+    let live = seeded("rs_cancel2").await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&live, dir.path(), "pluto.dump");
+    let source = Source::from(DirSource::new("local", dir.path()));
+    let backup = only_backup(&source).await;
+    let console = console_db().await;
+    let server = server_url();
+    // Several times: the cancel lands while connecting, while CREATE
+    // DATABASE is in flight, or just after it committed.
+    for _ in 0..5 {
+        let name = format!(
+            "{}cancel_{}",
+            restore::SCRATCH_PREFIX,
+            uuid::Uuid::new_v4().simple()
+        );
+        let opts = with_ledger(
+            &RestoreOptions {
+                scratch_name: Some(name.clone()),
+                ..opts()
+            },
+            &console,
+        );
+        let creating = tokio::sync::Notify::new();
+        let progress = |p: restore::RestoreProgress| {
+            if p.step == "restore" {
+                creating.notify_one();
+            }
+        };
+        let run = run_restore_test(&source, &backup, &live.pool, &server, &opts, &progress);
+        tokio::select! {
+            v = run => panic!("finished before it could be cancelled: {}", v.to_markdown()),
+            () = creating.notified() => {}
+        }
+        assert!(
+            !exists(&live, &name).await,
+            "{name} left behind after a cancel during its creation"
+        );
+    }
+}

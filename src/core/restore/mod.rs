@@ -910,6 +910,11 @@ struct Scratch {
 }
 
 impl Scratch {
+    /// Creates the database. The guard is armed *before* `CREATE DATABASE`
+    /// is sent: if the future is dropped while the statement is in flight
+    /// (the server may already have committed it), the guard still drops
+    /// it. If the statement fails (e.g. the name exists), the guard is
+    /// disarmed: a database this test did not create is never dropped.
     async fn create(server_url: &str, name: &str) -> Result<Scratch, String> {
         if !valid_scratch_name(name) {
             return Err(format!("`{name}` is not a scratch database name"));
@@ -917,17 +922,21 @@ impl Scratch {
         let mut admin = PgConnection::connect(server_url)
             .await
             .map_err(|e| format!("restore server unreachable: {e}"))?;
-        // The name was checked above: charon_restore_[a-z0-9_]*.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut admin)
-            .await
-            .map_err(|e| e.to_string())?;
-        admin.close().await.ok();
-        Ok(Scratch {
+        let mut guard = Scratch {
             server_url: server_url.to_string(),
             name: name.to_string(),
             armed: true,
-        })
+        };
+        // The name was checked above: charon_restore_[a-z0-9_]*.
+        let created = sqlx::query(sqlx::AssertSqlSafe(create_sql(name)))
+            .execute(&mut admin)
+            .await;
+        if let Err(e) = created {
+            guard.armed = false;
+            return Err(e.to_string());
+        }
+        admin.close().await.ok();
+        Ok(guard)
     }
 
     async fn drop_now(&mut self) -> Result<(), String> {
@@ -935,6 +944,41 @@ impl Scratch {
         self.armed = false;
         Ok(())
     }
+}
+
+fn create_sql(name: &str) -> String {
+    format!("CREATE DATABASE \"{name}\"")
+}
+
+/// After a cancel: a `CREATE DATABASE` of this name may still be running
+/// in the server (its client is gone); cancel it and wait (at most 30 s)
+/// until it has ended, so that the drop that follows sees its outcome.
+async fn end_pending_create(server_url: &str, name: &str) {
+    let Ok(mut admin) = PgConnection::connect(server_url).await else {
+        return;
+    };
+    let sql = create_sql(name);
+    for _ in 0..300 {
+        let running: Result<bool, sqlx::Error> = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+              WHERE pid <> pg_backend_pid() AND state = 'active' AND query = $1)",
+        )
+        .bind(&sql)
+        .fetch_one(&mut admin)
+        .await;
+        if !matches!(running, Ok(true)) {
+            break;
+        }
+        let _ = sqlx::query(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+              WHERE pid <> pg_backend_pid() AND state = 'active' AND query = $1",
+        )
+        .bind(&sql)
+        .execute(&mut admin)
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    admin.close().await.ok();
 }
 
 async fn drop_database(server_url: &str, name: &str) -> Result<(), String> {
@@ -982,6 +1026,7 @@ impl Drop for Scratch {
                 return;
             };
             rt.block_on(async move {
+                end_pending_create(&server, &name).await;
                 let _ = drop_database(&server, &name).await;
             });
         })
