@@ -216,6 +216,17 @@ fn sample(kind: ActionKind, dir: &std::path::Path) -> Action {
         ActionKind::ErasureCertificate => Action::ErasureCertificate {
             request: Uuid::new_v4(),
         },
+        // No source is configured in these tests: an allowed run is a
+        // NotFound, a refused one Forbidden.
+        ActionKind::RestoreTestRun => Action::RestoreTestRun {
+            source: "nightly".into(),
+            backup: None,
+        },
+        ActionKind::RestoreTestHistory => Action::RestoreTestHistory { limit: 5 },
+        ActionKind::BackupsList => Action::BackupsList {
+            source: "nightly".into(),
+        },
+        ActionKind::BackupSources => Action::BackupSources,
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use charon::core::restore::{
-    self, Backup, DirSource, RestoreOptions, Verdict, run_restore_test, tools,
+    self, Backup, DirSource, Ledger, RestoreOptions, Source, Verdict, run_restore_test, tools,
 };
 use charon::pluto::{SeedOptions, seed};
 use common::{TestDb, server_url};
@@ -72,14 +72,37 @@ fn opts() -> RestoreOptions {
     }
 }
 
-async fn only_backup(source: &DirSource) -> Backup {
+async fn only_backup(source: &Source) -> Backup {
     let list = source.list().await.unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     list.into_iter().next().unwrap()
 }
 
-async fn run(source: &DirSource, backup: &Backup, live: &TestDb, opts: &RestoreOptions) -> Verdict {
-    run_restore_test(source, backup, &live.pool, &server_url(), opts, &|_| {}).await
+/// A console database with the migrations (for the erasure ledger).
+async fn console_db() -> TestDb {
+    let console = TestDb::new("rs_console").await;
+    charon::core::db::migrate_console(&console.pool)
+        .await
+        .unwrap();
+    console
+}
+
+const LEDGER_KEY: [u8; 32] = *b"restore-test-erasure-key-0123456";
+
+fn with_ledger(opts: &RestoreOptions, console: &TestDb) -> RestoreOptions {
+    RestoreOptions {
+        ledger: Some(Ledger {
+            console: console.pool.clone(),
+            key: LEDGER_KEY,
+        }),
+        ..opts.clone()
+    }
+}
+
+async fn run(source: &Source, backup: &Backup, live: &TestDb, opts: &RestoreOptions) -> Verdict {
+    let console = console_db().await;
+    let opts = with_ledger(opts, &console);
+    run_restore_test(source, backup, &live.pool, &server_url(), &opts, &|_| {}).await
 }
 
 async fn exists(live: &TestDb, name: &str) -> bool {
@@ -113,7 +136,7 @@ async fn good_archive_passes_every_check_and_is_recorded() {
     let live = seeded("rs_good").await;
     let dir = tempfile::tempdir().unwrap();
     dump(&live, dir.path(), "pluto-good.dump");
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     assert_eq!(backup.id, "pluto-good.dump");
     assert!(backup.sha256_expected.is_some());
@@ -124,9 +147,15 @@ async fn good_archive_passes_every_check_and_is_recorded() {
     assert!(age.num_seconds() >= 0 && age.num_seconds() < 120, "{taken}");
 
     let steps = std::sync::Mutex::new(Vec::new());
-    let v = run_restore_test(&source, &backup, &live.pool, &server_url(), &opts(), &|p| {
-        steps.lock().unwrap().push(p.step)
-    })
+    let console = console_db().await;
+    let v = run_restore_test(
+        &source,
+        &backup,
+        &live.pool,
+        &server_url(),
+        &with_ledger(&opts(), &console),
+        &|p| steps.lock().unwrap().push(p.step),
+    )
     .await;
     assert!(v.passed, "{}", v.to_markdown());
     let names: Vec<&str> = v.checks.iter().map(|c| c.name.as_str()).collect();
@@ -137,6 +166,22 @@ async fn good_archive_passes_every_check_and_is_recorded() {
     assert!(check(&v, "schema").reason.starts_with("identical"));
     assert!(check(&v, "row counts").reason.contains("all equal"));
     assert!(check(&v, "foreign keys").reason.contains("no orphan rows"));
+    assert!(
+        check(&v, "erasure ledger")
+            .reason
+            .starts_with("no erasure executed since"),
+        "{}",
+        check(&v, "erasure ledger").reason
+    );
+    let rpo = check(&v, "measured rpo");
+    assert!(rpo.reason.contains("quiet"), "{}", rpo.reason);
+    let objects = check(&v, "receipt objects");
+    assert!(objects.skipped, "{}", objects.reason);
+    assert!(
+        objects.reason.contains("object_store_url"),
+        "{}",
+        objects.reason
+    );
     assert!(v.restore_ms.is_some());
     assert!(steps.lock().unwrap().contains(&"restore"));
     assert_clean(&live, &v).await;
@@ -149,10 +194,6 @@ async fn good_archive_passes_every_check_and_is_recorded() {
     assert_eq!(json["backup"]["id"], "pluto-good.dump");
 
     // The history keeps it.
-    let console = TestDb::new("rs_console").await;
-    charon::core::db::migrate_console(&console.pool)
-        .await
-        .unwrap();
     let id = restore::record(&console.pool, &v).await.unwrap();
     let rows = restore::history(&console.pool, 10).await.unwrap();
     assert_eq!(rows.len(), 1);
@@ -172,7 +213,7 @@ async fn flipped_byte_fails_the_checksum_and_restores_nothing() {
     bytes[mid] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
 
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let v = run(&source, &backup, &live, &opts()).await;
     assert!(!v.passed);
@@ -185,7 +226,7 @@ async fn flipped_byte_fails_the_checksum_and_restores_nothing() {
     assert_eq!(v.first_failure().unwrap().name, "checksum");
     let r = check(&v, "restore");
     assert!(
-        r.skipped && r.reason.contains("checksum failed"),
+        r.skipped && r.reason.contains("integrity check failed"),
         "{}",
         r.reason
     );
@@ -199,7 +240,7 @@ async fn wrong_or_missing_sha256_fails() {
     let dir = tempfile::tempdir().unwrap();
     let path = dump(&live, dir.path(), "pluto.dump");
     std::fs::write(sum_path(&path), format!("{}  pluto.dump\n", "0".repeat(64))).unwrap();
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let v = run(&source, &backup, &live, &opts()).await;
     assert!(!v.passed);
@@ -235,7 +276,7 @@ async fn truncated_archive_fails_the_restore_and_leaves_nothing() {
     // matches, so only the restore can tell.
     write_sha256(&path);
 
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let v = run(&source, &backup, &live, &opts()).await;
     assert!(!v.passed);
@@ -263,7 +304,7 @@ async fn archive_of_another_schema_fails_the_schema_check() {
         .await
         .unwrap();
 
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let v = run(&source, &backup, &live, &opts()).await;
     assert!(!v.passed);
@@ -290,7 +331,7 @@ async fn backup_older_than_the_rpo_fails_the_age_check() {
     let dir = tempfile::tempdir().unwrap();
     dump(&live, dir.path(), "pluto.dump");
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let opts = RestoreOptions {
         rpo: Duration::from_secs(1),
@@ -320,7 +361,7 @@ async fn refuses_a_scratch_target_equal_to_the_live_database() {
     let live = seeded("rs_refuse").await;
     let dir = tempfile::tempdir().unwrap();
     dump(&live, dir.path(), "pluto.dump");
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let before: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&live.pool)
@@ -364,7 +405,7 @@ async fn cancelled_mid_test_drops_the_scratch_database() {
     let live = seeded("rs_cancel").await;
     let dir = tempfile::tempdir().unwrap();
     dump(&live, dir.path(), "pluto.dump");
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let name = format!(
         "{}cancel_{}",
@@ -375,17 +416,21 @@ async fn cancelled_mid_test_drops_the_scratch_database() {
         scratch_name: Some(name.clone()),
         ..opts()
     };
-    let run = run(&source, &backup, &live, &opts);
-    let appeared = async {
-        while !exists(&live, &name).await {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    let console = console_db().await;
+    let opts = with_ledger(&opts, &console);
+    let server = server_url();
+    // Like Ctrl-C: the test's future is dropped once its scratch database
+    // exists and is being checked (the progress callback says so; no timing).
+    let checking = tokio::sync::Notify::new();
+    let progress = |p: restore::RestoreProgress| {
+        if p.step == "schema" {
+            checking.notify_one();
         }
     };
-    // Like Ctrl-C: the test's future is dropped once its scratch database
-    // exists (during the restore or the checks).
+    let run = run_restore_test(&source, &backup, &live.pool, &server, &opts, &progress);
     tokio::select! {
         v = run => panic!("finished before it could be cancelled: {}", v.to_markdown()),
-        () = appeared => {}
+        () = checking.notified() => {}
     }
     assert!(
         !exists(&live, &name).await,
@@ -404,7 +449,7 @@ async fn dir_source_lists_by_the_time_in_the_archive() {
     std::fs::write(dir.path().join("garbage.dump"), b"not an archive").unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
 
-    let source = DirSource::new("local", dir.path());
+    let source = Source::from(DirSource::new("local", dir.path()));
     let list = source.list().await.unwrap();
     let ids: Vec<&str> = list.iter().map(|b| b.id.as_str()).collect();
     assert_eq!(ids, ["garbage.dump", "b-first.dump", "a-second.dump"]);
@@ -429,4 +474,352 @@ async fn dir_source_lists_by_the_time_in_the_archive() {
     );
     assert!(!check(&v, "restore").passed);
     assert_clean(&live, &v).await;
+}
+
+const SUBJECT_EMAIL: &str = "r.lazarus@example.test";
+const SUBJECT_PHONE: &str = "+1 555-010-4242";
+
+/// A data subject with a user row, a membership, a receipt, and an invoice
+/// that reaches them only by e-mail.
+async fn add_subject(live: &TestDb) -> uuid::Uuid {
+    let p = &live.pool;
+    let business: uuid::Uuid = sqlx::query_scalar("SELECT id FROM businesses ORDER BY id LIMIT 1")
+        .fetch_one(p)
+        .await
+        .unwrap();
+    let user = uuid::Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id, email, full_name, phone, created_at) VALUES ($1, 'R.Lazarus@Example.test', 'Rita Lazarus-Testperson', $2, '2025-06-01')")
+        .bind(user).bind(SUBJECT_PHONE).execute(p).await.unwrap();
+    sqlx::query("INSERT INTO memberships VALUES ($1, $2, 'employee', '2025-06-01')")
+        .bind(business)
+        .bind(user)
+        .execute(p)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO receipts (id, business_id, uploaded_by, s3_key, merchant, amount_cents, receipt_date, ocr_text, notes, created_at) VALUES (9100000001, $1, $2, 'receipts/lazarus-1.jpg', 'Cafe', 450, '2025-06-02', 'THANK YOU', NULL, '2025-06-02')")
+        .bind(business).bind(user).execute(p).await.unwrap();
+    sqlx::query("INSERT INTO invoices VALUES (9100000001, $1, 'INV-LAZ-1', 'Rita Lazarus-Testperson', 'r.lazarus@EXAMPLE.test', '1 Test Street', 12000, '2025-06-01', '2025-06-30', 'sent', '2025-06-01')")
+        .bind(business).execute(p).await.unwrap();
+    user
+}
+
+/// Where the subject is in a database: `table: rows` for every hit.
+async fn subject_rows(pool: &sqlx::PgPool, user: uuid::Uuid) -> Vec<String> {
+    let mut hits = Vec::new();
+    for (what, sql) in [
+        (
+            "users by email",
+            "SELECT count(*) FROM users WHERE lower(email) = lower($1::text) OR $2::uuid IS NULL",
+        ),
+        (
+            "users by id",
+            "SELECT count(*) FROM users WHERE id = $2 AND lower(email) = lower($1::text)",
+        ),
+        (
+            "memberships",
+            "SELECT count(*) FROM memberships WHERE user_id = $2 OR $1::text IS NULL",
+        ),
+        (
+            "receipts",
+            "SELECT count(*) FROM receipts WHERE uploaded_by = $2 OR $1::text IS NULL",
+        ),
+        (
+            "invoices",
+            "SELECT count(*) FROM invoices WHERE lower(customer_email) = lower($1::text) OR $2::uuid IS NULL",
+        ),
+    ] {
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(SUBJECT_EMAIL)
+            .bind(user)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if n > 0 {
+            hits.push(format!("{what}: {n}"));
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn erasures_after_the_backup_are_replayed_and_proven_absent() {
+    use charon::core::datamap::{Catalog, DataMap};
+    use charon::core::erasure::{
+        ExecuteOutcome, NewRequest, Regime, Subject, approve, create_request, discover, plan,
+        store_plan,
+    };
+    let live = seeded("rs_ledger").await;
+    let user = add_subject(&live).await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&live, dir.path(), "pluto.dump");
+    // The backup has the subject.
+    assert_eq!(subject_rows(&live.pool, user).await.len(), 5);
+
+    // After the backup, compliance erases them (through the erasure core).
+    let console = console_db().await;
+    let subject = Subject {
+        emails: vec![SUBJECT_EMAIL.to_uppercase()],
+        phones: vec![SUBJECT_PHONE.into()],
+        user_ids: vec![],
+    };
+    let map = DataMap::bundled().unwrap();
+    let catalog = Catalog::load(&live.pool).await.unwrap();
+    let id = create_request(
+        &console.pool,
+        &LEDGER_KEY,
+        &NewRequest {
+            id: uuid::Uuid::new_v4(),
+            kind: charon::core::erasure::store::RequestKind::Erasure,
+            subject: &subject,
+            ticket: "ZD-9".into(),
+            regime: Regime::Gdpr,
+            note: String::new(),
+            received_at: chrono::Utc::now(),
+            created_by: "alice".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let p = plan(
+        &discover(&live.pool, &map, &catalog, &subject)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    store_plan(&console.pool, id, &p, "alice").await.unwrap();
+    approve(&console.pool, id, "bob", &p.sha256).await.unwrap();
+    let seal = charon::core::secrets::MasterKey::new([7; 32]);
+    let systems = charon::core::erasure::Systems::default();
+    let out = charon::core::erasure::Executor {
+        pluto: &live.pool,
+        console: &console.pool,
+        map: &map,
+        catalog: &catalog,
+        key: &LEDGER_KEY,
+        seal: &seal,
+        systems: &systems,
+        export_dir: Path::new("/nonexistent"),
+    }
+    .execute(id, &subject, "carol", &mut |_| {})
+    .await
+    .unwrap();
+    assert!(matches!(out, ExecuteOutcome::Done(_)), "{out:?}");
+    assert!(subject_rows(&live.pool, user).await.is_empty());
+
+    let source = Source::from(DirSource::new("local", dir.path()));
+    let backup = only_backup(&source).await;
+    let name = format!(
+        "{}ledger_{}",
+        restore::SCRATCH_PREFIX,
+        uuid::Uuid::new_v4().simple()
+    );
+    let opts = RestoreOptions {
+        scratch_name: Some(name.clone()),
+        ..with_ledger(&opts(), &console)
+    };
+    // Right after the replay (the "schema" step), look into the restore
+    // from outside, independently of the check's own proof.
+    let seen = std::sync::Mutex::new(None);
+    let scratch_url = charon::core::config::with_database(&server_url(), &name);
+    let v = run_restore_test(&source, &backup, &live.pool, &server_url(), &opts, &|p| {
+        if p.step == "schema" {
+            let url = scratch_url.clone();
+            let hits = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                    let hits = subject_rows(&pool, user).await;
+                    pool.close().await;
+                    hits
+                })
+            })
+            .join()
+            .unwrap();
+            *seen.lock().unwrap() = Some(hits);
+        }
+    })
+    .await;
+    assert!(v.passed, "{}", v.to_markdown());
+    let l = check(&v, "erasure ledger");
+    assert!(
+        l.reason.starts_with("1 erasure(s) executed since") && l.reason.contains("none of their"),
+        "{}",
+        l.reason
+    );
+    assert_eq!(seen.lock().unwrap().clone(), Some(Vec::new()));
+    // After the replay the restore matches the live database again.
+    assert!(check(&v, "row counts").reason.contains("all equal"));
+    assert!(!l.reason.contains("lazarus"), "no identifier in a reason");
+    assert!(!v.to_markdown().to_lowercase().contains("lazarus"));
+    assert_clean(&live, &v).await;
+
+    // Without the ledger the test fails closed.
+    let v = run_restore_test(
+        &source,
+        &backup,
+        &live.pool,
+        &server_url(),
+        &RestoreOptions {
+            ledger: None,
+            ..self::opts()
+        },
+        &|_| {},
+    )
+    .await;
+    assert!(!v.passed);
+    let l = check(&v, "erasure ledger");
+    assert!(
+        !l.passed && l.reason.contains("no erasure ledger"),
+        "{}",
+        l.reason
+    );
+    // … and the restore still holds the erased rows, which the row counts show.
+    assert!(!check(&v, "row counts").reason.contains("all equal"));
+    assert_clean(&live, &v).await;
+
+    // The proof itself can fail: a copy that still holds the subject (by
+    // e-mail and phone only; a different user id) is caught.
+    let copy = seeded("rs_ledger_copy").await;
+    add_subject(&copy).await;
+    let pending = restore::replay::pending(&console.pool, None).await.unwrap();
+    assert_eq!(pending.entries, 1);
+    let copy_catalog = Catalog::load(&copy.pool).await.unwrap();
+    let left = restore::replay::remaining(&copy.pool, &map, &copy_catalog, &LEDGER_KEY, &pending)
+        .await
+        .unwrap();
+    assert!(
+        left.iter().any(|l| l.starts_with("users.email"))
+            && left
+                .iter()
+                .any(|l| l.starts_with("invoices.customer_email")),
+        "{left:?}"
+    );
+    assert!(!format!("{left:?}").to_lowercase().contains("lazarus"));
+}
+
+#[tokio::test]
+async fn every_receipt_object_must_exist_in_object_storage() {
+    let live = seeded("rs_objects").await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&live, dir.path(), "pluto.dump");
+    let store = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = sqlx::query_scalar("SELECT s3_key FROM receipts ORDER BY id")
+        .fetch_all(&live.pool)
+        .await
+        .unwrap();
+    assert!(keys.len() > 3);
+    for k in &keys {
+        let p = store.path().join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"jpeg").unwrap();
+    }
+    let source = Source::from(DirSource::new("local", dir.path()));
+    let backup = only_backup(&source).await;
+    let opts = RestoreOptions {
+        object_store_url: Some(format!("file://{}", store.path().display())),
+        ..opts()
+    };
+    let v = run(&source, &backup, &live, &opts).await;
+    let c = check(&v, "receipt objects");
+    assert!(c.passed && !c.skipped, "{}", c.reason);
+    assert_eq!(
+        c.reason,
+        format!("all {} receipt objects exist", keys.len())
+    );
+
+    // One object gone from the bucket: the check fails and names its key.
+    std::fs::remove_file(store.path().join(&keys[1])).unwrap();
+    let v = run(&source, &backup, &live, &opts).await;
+    assert!(!v.passed);
+    let c = check(&v, "receipt objects");
+    assert!(
+        !c.passed
+            && c.reason
+                .starts_with(&format!("1 of {} receipt objects missing", keys.len())),
+        "{}",
+        c.reason
+    );
+    assert!(c.reason.contains(&keys[1]), "{}", c.reason);
+    assert_clean(&live, &v).await;
+}
+
+#[tokio::test]
+async fn measured_rpo_fails_when_the_backup_misses_rows_written_before_it() {
+    let live = seeded("rs_mrpo").await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&live, dir.path(), "pluto.dump");
+    let source = Source::from(DirSource::new("local", dir.path()));
+    let backup = only_backup(&source).await;
+    let start = backup.taken_at.unwrap();
+    // A receipt the live database says was written ten minutes before the
+    // backup started, yet the backup does not have it.
+    sqlx::query(
+        "INSERT INTO receipts (id, business_id, uploaded_by, s3_key, merchant, amount_cents, receipt_date, ocr_text, created_at)
+         SELECT 9200000001, business_id, uploaded_by, 'receipts/late.jpg', 'Late', 100, '2026-01-01', '', $1
+           FROM receipts ORDER BY id LIMIT 1",
+    )
+    .bind(start - chrono::TimeDelta::minutes(10))
+    .execute(&live.pool)
+    .await
+    .unwrap();
+    let opts = RestoreOptions {
+        rpo: Duration::from_secs(300),
+        ..opts()
+    };
+    let v = run(&source, &backup, &live, &opts).await;
+    let c = check(&v, "measured rpo");
+    assert!(!c.passed, "{}", c.reason);
+    assert!(
+        c.reason.contains("receipts: newest row")
+            && c.reason
+                .contains("1 live row(s) written in that gap are missing from the backup"),
+        "{}",
+        c.reason
+    );
+    assert_clean(&live, &v).await;
+}
+
+#[tokio::test]
+async fn cancelled_while_the_scratch_database_is_being_created_leaves_nothing() {
+    let live = seeded("rs_cancel2").await;
+    let dir = tempfile::tempdir().unwrap();
+    dump(&live, dir.path(), "pluto.dump");
+    let source = Source::from(DirSource::new("local", dir.path()));
+    let backup = only_backup(&source).await;
+    let console = console_db().await;
+    let server = server_url();
+    // Several times: the cancel lands while connecting, while CREATE
+    // DATABASE is in flight, or just after it committed.
+    for _ in 0..5 {
+        let name = format!(
+            "{}cancel_{}",
+            restore::SCRATCH_PREFIX,
+            uuid::Uuid::new_v4().simple()
+        );
+        let opts = with_ledger(
+            &RestoreOptions {
+                scratch_name: Some(name.clone()),
+                ..opts()
+            },
+            &console,
+        );
+        let creating = tokio::sync::Notify::new();
+        let progress = |p: restore::RestoreProgress| {
+            if p.step == "restore" {
+                creating.notify_one();
+            }
+        };
+        let run = run_restore_test(&source, &backup, &live.pool, &server, &opts, &progress);
+        tokio::select! {
+            v = run => panic!("finished before it could be cancelled: {}", v.to_markdown()),
+            () = creating.notified() => {}
+        }
+        assert!(
+            !exists(&live, &name).await,
+            "{name} left behind after a cancel during its creation"
+        );
+    }
 }

@@ -45,6 +45,24 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2_000_000)]
         points: i64,
     },
+    /// Restore test: charon's whole restore test against a bare pg_restore
+    /// of the same archive with the same parallelism.
+    Restore {
+        #[arg(long, default_value_t = 100_000)]
+        tenants: u32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// pg_restore --jobs, for both.
+        #[arg(long, default_value_t = 2)]
+        jobs: u32,
+        /// Runs of each.
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        /// Use this already seeded Pluto database (its server also holds
+        /// the scratch databases) instead of seeding a throwaway cluster.
+        #[arg(long, value_name = "URL")]
+        pluto_url: Option<String>,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
@@ -69,6 +87,13 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
             })
             .await;
         }
+        BenchCommand::Restore {
+            tenants,
+            seed,
+            jobs,
+            rounds,
+            pluto_url,
+        } => return super::bench_restore::run(tenants, seed, jobs, rounds, pluto_url).await,
     };
     let (server, pluto, console_url) = match pluto_url {
         Some(url) => {

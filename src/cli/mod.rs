@@ -6,11 +6,13 @@ mod admin;
 pub mod audit;
 mod bench;
 mod bench_erasure;
+mod bench_restore;
 mod datamap;
 mod demo;
 mod erasure;
 mod output;
 pub mod records;
+mod restore;
 mod session;
 mod tenants;
 
@@ -85,6 +87,13 @@ pub enum Command {
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Restore tests of the configured backup sources (sre): run one (exit
+    /// 0 on pass, 1 on fail, for cron), or show the history.
+    #[command(subcommand, name = "restore-test")]
+    RestoreTest(restore::RestoreTestCommand),
+    /// Backups of the configured sources (sre).
+    #[command(subcommand)]
+    Backups(restore::BackupsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +203,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let config = Config::load(cli.config.as_deref())?;
             let console = session::open(&config, factor).await?;
             erasure::run(&console, cmd, factor).await
+        }
+        Command::RestoreTest(cmd) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let console = session::open(&config, factor).await?;
+            restore::restore_test(&console, cmd).await
+        }
+        Command::Backups(cmd) => {
+            let config = Config::load(cli.config.as_deref())?;
+            let console = session::open(&config, factor).await?;
+            restore::backups(&console, cmd).await
         }
         Command::Records(cmd) => {
             let config = Config::load(cli.config.as_deref())?;

@@ -252,6 +252,22 @@ pub enum Action {
     ErasureShow {
         request: Uuid,
     },
+    /// Restore-test one backup of a configured source (`backup`: its id;
+    /// `None`: the newest). The verdict is kept in the history and audited.
+    RestoreTestRun {
+        source: String,
+        backup: Option<String>,
+    },
+    /// The newest `limit` restore tests.
+    RestoreTestHistory {
+        limit: i64,
+    },
+    /// The backups of a configured source.
+    BackupsList {
+        source: String,
+    },
+    /// The configured backup sources (names, kinds, where) and the RPO/RTO.
+    BackupSources,
     /// Requests, unfinished first by due date.
     ErasureList {
         limit: i64,
@@ -320,12 +336,16 @@ pub enum ActionKind {
     ErasureList,
     ErasureRunQueue,
     ErasureCertificate,
+    RestoreTestRun,
+    RestoreTestHistory,
+    BackupsList,
+    BackupSources,
 }
 
 impl ActionKind {
     /// Every kind. A new kind must be added here (the event-code test walks
     /// this list and fails on a kind without a documented code).
-    pub const ALL: [ActionKind; 38] = [
+    pub const ALL: [ActionKind; 42] = [
         ActionKind::RedactSweepPreview,
         ActionKind::RedactSweepApply,
         ActionKind::Reveal,
@@ -364,6 +384,10 @@ impl ActionKind {
         ActionKind::ErasureList,
         ActionKind::ErasureRunQueue,
         ActionKind::ErasureCertificate,
+        ActionKind::RestoreTestRun,
+        ActionKind::RestoreTestHistory,
+        ActionKind::BackupsList,
+        ActionKind::BackupSources,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -406,6 +430,10 @@ impl ActionKind {
             ActionKind::ErasureList => "erasure.list",
             ActionKind::ErasureRunQueue => "erasure.run_queue",
             ActionKind::ErasureCertificate => "erasure.certificate",
+            ActionKind::RestoreTestRun => "restore.run",
+            ActionKind::RestoreTestHistory => "restore.history",
+            ActionKind::BackupsList => "backups.list",
+            ActionKind::BackupSources => "backups.sources",
         }
     }
 
@@ -455,6 +483,10 @@ impl Action {
             Action::ErasureList { .. } => ActionKind::ErasureList,
             Action::ErasureRunQueue { .. } => ActionKind::ErasureRunQueue,
             Action::ErasureCertificate { .. } => ActionKind::ErasureCertificate,
+            Action::RestoreTestRun { .. } => ActionKind::RestoreTestRun,
+            Action::RestoreTestHistory { .. } => ActionKind::RestoreTestHistory,
+            Action::BackupsList { .. } => ActionKind::BackupsList,
+            Action::BackupSources => ActionKind::BackupSources,
         }
     }
 
@@ -499,6 +531,10 @@ impl Action {
             | Action::ErasureList { .. }
             | Action::ErasureRunQueue { .. }
             | Action::ErasureCertificate { .. } => None,
+            Action::RestoreTestRun { .. }
+            | Action::RestoreTestHistory { .. }
+            | Action::BackupsList { .. }
+            | Action::BackupSources => None,
         }
     }
 }
@@ -560,4 +596,21 @@ pub enum Reply {
     ErasureList(Vec<ErasureRequest>),
     ErasureQueueRun(Box<QueueRun>),
     ErasureCertificate(Box<Certificate>),
+    /// A restore test's verdict (pass or fail) and its history row.
+    RestoreTested {
+        history_id: Uuid,
+        verdict: Box<crate::core::restore::Verdict>,
+    },
+    RestoreHistory(Vec<crate::core::restore::HistoryRow>),
+    BackupSources {
+        sources: Vec<crate::core::restore::source::SourceInfo>,
+        rpo: std::time::Duration,
+        rto: std::time::Duration,
+    },
+    Backups {
+        source: String,
+        kind: String,
+        location: String,
+        backups: Vec<crate::core::restore::Backup>,
+    },
 }

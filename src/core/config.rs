@@ -99,6 +99,10 @@ struct RawConfig {
     records: RawRecords,
     #[serde(default)]
     erasure: RawErasure,
+    #[serde(default)]
+    restore: RawRestore,
+    #[serde(default)]
+    backups: std::collections::BTreeMap<String, Spanned<RawBackup>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,6 +179,35 @@ impl std::fmt::Debug for SystemConfig {
             .field("secret_file", &self.secret_file)
             .finish()
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestore {
+    server_url: Option<Spanned<String>>,
+    rpo_minutes: Option<Spanned<u64>>,
+    rto_minutes: Option<Spanned<u64>>,
+    jobs: Option<Spanned<u32>>,
+    row_tolerance: Option<Spanned<f64>>,
+    object_store_url: Option<Spanned<String>>,
+    pg_bin_dir: Option<Spanned<String>>,
+}
+
+/// One `[backups.NAME]` table: the keys of every kind, checked per kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackup {
+    kind: Spanned<String>,
+    path: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    port: Option<Spanned<u16>>,
+    user: Option<Spanned<String>>,
+    identity_file: Option<Spanned<String>>,
+    known_hosts: Option<Spanned<String>>,
+    connect_timeout_secs: Option<Spanned<u64>>,
+    stanza: Option<Spanned<String>>,
+    config: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -333,6 +366,61 @@ pub struct Config {
     pub audit: AuditConfig,
     pub records: RecordsConfig,
     pub erasure: ErasureConfig,
+    pub restore: RestoreConfig,
+}
+
+/// The `[restore]` section and the `[backups.NAME]` sources, resolved.
+#[derive(Debug, Clone)]
+pub struct RestoreConfig {
+    /// A database on the server where scratch databases are created and
+    /// dropped (`dir` and `ssh` sources). `None`: restore tests of those
+    /// sources are refused (never the live server by default).
+    pub server_url: Option<DbUrl>,
+    pub rpo: Duration,
+    pub rto: Duration,
+    pub jobs: u32,
+    pub row_tolerance: f64,
+    /// Object storage holding the receipts' objects (`file:///path`,
+    /// `s3://bucket/prefix`), for the business-invariant check.
+    pub object_store_url: Option<String>,
+    pub pg_bin_dir: Option<PathBuf>,
+    /// The backup sources, by name (sorted).
+    pub sources: Vec<crate::core::restore::Source>,
+}
+
+impl Default for RestoreConfig {
+    fn default() -> Self {
+        RestoreConfig {
+            server_url: None,
+            rpo: Duration::from_secs(15 * 60),
+            rto: Duration::from_secs(4 * 3600),
+            jobs: 2,
+            row_tolerance: 0.05,
+            object_store_url: None,
+            pg_bin_dir: None,
+            sources: Vec::new(),
+        }
+    }
+}
+
+impl RestoreConfig {
+    /// The source with this name.
+    pub fn source(&self, name: &str) -> Result<&crate::core::restore::Source> {
+        self.sources
+            .iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.sources.iter().map(|s| s.name()).collect();
+                Error::NotFound(format!(
+                    "no backup source `{name}` in the configuration (configured: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })
+    }
 }
 
 impl Config {
@@ -357,6 +445,7 @@ impl Config {
             },
             records: RecordsConfig::default(),
             erasure: ErasureConfig::default(),
+            restore: RestoreConfig::default(),
         }
     }
 
@@ -496,6 +585,7 @@ impl Config {
                 },
             );
         }
+        let restore = resolve_restore(&raw.restore, &raw.backups, &bad, &path)?;
         Ok(Config {
             source: source.to_path_buf(),
             environment,
@@ -511,6 +601,7 @@ impl Config {
                 support_may_redact: raw.records.support_may_redact.unwrap_or(false),
             },
             erasure,
+            restore,
         })
     }
 
@@ -619,6 +710,236 @@ fn resolve_mfa(
         }
     };
     Ok(mfa)
+}
+
+type Bad<'a> = dyn Fn(std::ops::Range<usize>, &str, &str) -> Error + 'a;
+type PathOf<'a> = dyn Fn(&Spanned<String>, &str) -> Result<PathBuf> + 'a;
+
+fn resolve_restore(
+    raw: &RawRestore,
+    backups: &std::collections::BTreeMap<String, Spanned<RawBackup>>,
+    bad: &Bad<'_>,
+    path: &PathOf<'_>,
+) -> Result<RestoreConfig> {
+    use crate::core::restore::{DirSource, PgBackRestSource, Source, SshSource};
+    let mut r = RestoreConfig::default();
+    if let Some(v) = &raw.server_url {
+        r.server_url = Some(
+            DbUrl::parse(v.get_ref()).map_err(|why| bad(v.span(), "restore.server_url", &why))?,
+        );
+    }
+    let minutes = |v: &Spanned<u64>, key: &str| {
+        if *v.get_ref() == 0 {
+            Err(bad(v.span(), key, "must be greater than 0"))
+        } else {
+            Ok(Duration::from_secs(60 * v.get_ref()))
+        }
+    };
+    if let Some(v) = &raw.rpo_minutes {
+        r.rpo = minutes(v, "restore.rpo_minutes")?;
+    }
+    if let Some(v) = &raw.rto_minutes {
+        r.rto = minutes(v, "restore.rto_minutes")?;
+    }
+    if let Some(v) = &raw.jobs {
+        if !(1..=64).contains(v.get_ref()) {
+            return Err(bad(v.span(), "restore.jobs", "must be between 1 and 64"));
+        }
+        r.jobs = *v.get_ref();
+    }
+    if let Some(v) = &raw.row_tolerance {
+        if !(0.0..=1.0).contains(v.get_ref()) {
+            return Err(bad(
+                v.span(),
+                "restore.row_tolerance",
+                "must be between 0 and 1 (a fraction)",
+            ));
+        }
+        r.row_tolerance = *v.get_ref();
+    }
+    if let Some(v) = &raw.object_store_url {
+        let ok = url::Url::parse(v.get_ref())
+            .ok()
+            .is_some_and(|u| matches!(u.scheme(), "file" | "s3" | "memory"));
+        if !ok {
+            return Err(bad(
+                v.span(),
+                "restore.object_store_url",
+                "must be a file:///path or s3://bucket/prefix URL",
+            ));
+        }
+        r.object_store_url = Some(v.get_ref().clone());
+    }
+    if let Some(v) = &raw.pg_bin_dir {
+        r.pg_bin_dir = Some(path(v, "restore.pg_bin_dir")?);
+    }
+    for (name, spanned) in backups {
+        let b = spanned.get_ref();
+        let key = |k: &str| format!("backups.{name}.{k}");
+        if !valid_source_name(name) {
+            return Err(bad(
+                spanned.span(),
+                &format!("backups.{name}"),
+                "a source name is letters, digits, - and _ (at most 64)",
+            ));
+        }
+        let need = |v: &Option<Spanned<String>>, k: &str| match v {
+            Some(v) if !v.get_ref().trim().is_empty() => Ok(v.get_ref().clone()),
+            Some(v) => Err(bad(v.span(), &key(k), "must not be empty")),
+            None => Err(bad(
+                spanned.span(),
+                &key(k),
+                &format!("a `{}` source needs `{k}`", b.kind.get_ref()),
+            )),
+        };
+        // Keys that belong to another kind are errors, not silently ignored.
+        let only = |allowed: &[&str]| -> Result<()> {
+            let present: [(&str, Option<std::ops::Range<usize>>); 10] = [
+                ("path", b.path.as_ref().map(|v| v.span())),
+                ("host", b.host.as_ref().map(|v| v.span())),
+                ("port", b.port.as_ref().map(|v| v.span())),
+                ("user", b.user.as_ref().map(|v| v.span())),
+                ("identity_file", b.identity_file.as_ref().map(|v| v.span())),
+                ("known_hosts", b.known_hosts.as_ref().map(|v| v.span())),
+                (
+                    "connect_timeout_secs",
+                    b.connect_timeout_secs.as_ref().map(|v| v.span()),
+                ),
+                ("stanza", b.stanza.as_ref().map(|v| v.span())),
+                ("config", b.config.as_ref().map(|v| v.span())),
+                ("database", b.database.as_ref().map(|v| v.span())),
+            ];
+            for (k, span) in present {
+                if let Some(span) = span
+                    && !allowed.contains(&k)
+                {
+                    return Err(bad(
+                        span,
+                        &key(k),
+                        &format!("not a key of a `{}` source", b.kind.get_ref()),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        let source = match b.kind.get_ref().as_str() {
+            "dir" => {
+                only(&["path"])?;
+                let p = b.path.as_ref().ok_or_else(|| {
+                    bad(spanned.span(), &key("path"), "a `dir` source needs `path`")
+                })?;
+                let mut s = DirSource::new(name, path(p, &key("path"))?);
+                s.pg_bin_dir = r.pg_bin_dir.clone();
+                Source::Dir(s)
+            }
+            "ssh" => {
+                only(&[
+                    "path",
+                    "host",
+                    "port",
+                    "user",
+                    "identity_file",
+                    "known_hosts",
+                    "connect_timeout_secs",
+                ])?;
+                let host = need(&b.host, "host")?;
+                if host.starts_with('-') || host.contains(['@', ' ', '/']) {
+                    return Err(bad(
+                        b.host.as_ref().map(|v| v.span()).unwrap_or(0..0),
+                        &key("host"),
+                        "must be a host name or address",
+                    ));
+                }
+                let user = need(&b.user, "user")?;
+                if user.starts_with('-') || user.contains(['@', ' ', ':']) {
+                    return Err(bad(
+                        b.user.as_ref().map(|v| v.span()).unwrap_or(0..0),
+                        &key("user"),
+                        "must be a user name",
+                    ));
+                }
+                let remote = need(&b.path, "path")?;
+                let identity = b.identity_file.as_ref().ok_or_else(|| {
+                    bad(
+                        spanned.span(),
+                        &key("identity_file"),
+                        "an `ssh` source needs `identity_file`",
+                    )
+                })?;
+                let known = b.known_hosts.as_ref().ok_or_else(|| {
+                    bad(
+                        spanned.span(),
+                        &key("known_hosts"),
+                        "an `ssh` source needs `known_hosts` (host keys are always checked)",
+                    )
+                })?;
+                let timeout = match &b.connect_timeout_secs {
+                    Some(v) if *v.get_ref() == 0 => {
+                        return Err(bad(
+                            v.span(),
+                            &key("connect_timeout_secs"),
+                            "must be greater than 0",
+                        ));
+                    }
+                    Some(v) => Duration::from_secs(*v.get_ref()),
+                    None => Duration::from_secs(10),
+                };
+                Source::Ssh(SshSource {
+                    name: name.clone(),
+                    host,
+                    port: b.port.as_ref().map(|v| *v.get_ref()).unwrap_or(22),
+                    user,
+                    identity_file: path(identity, &key("identity_file"))?,
+                    known_hosts: path(known, &key("known_hosts"))?,
+                    path: remote,
+                    connect_timeout: timeout,
+                    pg_bin_dir: r.pg_bin_dir.clone(),
+                })
+            }
+            "pgbackrest" => {
+                only(&["stanza", "config", "database"])?;
+                let stanza = need(&b.stanza, "stanza")?;
+                if !valid_source_name(&stanza) {
+                    return Err(bad(
+                        b.stanza.as_ref().map(|v| v.span()).unwrap_or(0..0),
+                        &key("stanza"),
+                        "letters, digits, - and _",
+                    ));
+                }
+                let database = match &b.database {
+                    Some(_) => need(&b.database, "database")?,
+                    None => "pluto".to_string(),
+                };
+                Source::PgBackRest(PgBackRestSource {
+                    name: name.clone(),
+                    stanza,
+                    config: b
+                        .config
+                        .as_ref()
+                        .map(|v| path(v, &key("config")))
+                        .transpose()?,
+                    database,
+                    pg_bin_dir: r.pg_bin_dir.clone(),
+                })
+            }
+            other => {
+                return Err(bad(
+                    b.kind.span(),
+                    &key("kind"),
+                    &format!("`{other}` is not a source kind: dir, ssh or pgbackrest"),
+                ));
+            }
+        };
+        r.sources.push(source);
+    }
+    Ok(r)
+}
+
+fn valid_source_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Where the configuration file is, by precedence.
@@ -881,6 +1202,82 @@ validation_api_key_file = "/etc/charon/yubico.key"
         };
         let e = c.load_key().unwrap_err().to_string();
         assert!(e.contains("/nonexistent/charon-audit.key"), "{e}");
+    }
+
+    const SOURCES: &str = r#"
+[restore]
+server_url = "postgres://charon@restore/postgres"
+rpo_minutes = 30
+jobs = 4
+object_store_url = "file:///srv/receipts"
+
+[backups.local]
+kind = "dir"
+path = "dumps"
+
+[backups.offsite]
+kind = "ssh"
+host = "backup.internal"
+user = "charon"
+identity_file = "/etc/charon/id"
+known_hosts = "/etc/charon/known_hosts"
+path = "/srv/b"
+
+[backups.wal]
+kind = "pgbackrest"
+stanza = "pluto"
+"#;
+
+    #[test]
+    fn backup_sources_resolve_by_name() -> Result<()> {
+        let c = parse(&format!("{GOOD}{SOURCES}"))?;
+        let r = &c.restore;
+        assert_eq!(r.rpo, Duration::from_secs(1800));
+        assert_eq!(r.rto, Duration::from_secs(4 * 3600));
+        assert_eq!(r.jobs, 4);
+        let names: Vec<(&str, &str)> = r.sources.iter().map(|s| (s.name(), s.kind())).collect();
+        assert_eq!(
+            names,
+            [("local", "dir"), ("offsite", "ssh"), ("wal", "pgbackrest")]
+        );
+        match r.source("local")? {
+            crate::core::restore::Source::Dir(d) => {
+                assert_eq!(d.path, PathBuf::from("/etc/charon/dumps"))
+            }
+            other => panic!("{other:?}"),
+        }
+        match r.source("offsite")? {
+            crate::core::restore::Source::Ssh(s) => assert_eq!(s.port, 22),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            r.source("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("local, offsite, wal")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn backup_source_errors_name_line_and_key() {
+        let text = format!("{GOOD}{SOURCES}");
+        let e = err(&text.replace("kind = \"dir\"", "kind = \"tape\""));
+        assert!(
+            e.contains(":17: key `backups.local.kind`") && e.contains("tape"),
+            "{e}"
+        );
+        let e = err(&text.replace("known_hosts = \"/etc/charon/known_hosts\"\n", ""));
+        assert!(e.contains("backups.offsite.known_hosts"), "{e}");
+        let e = err(&text.replace("stanza = \"pluto\"", "stanza = \"pluto\"\nhost = \"x\""));
+        assert!(
+            e.contains("key `backups.wal.host`: not a key of a `pgbackrest` source"),
+            "{e}"
+        );
+        let e = err(&text.replace("jobs = 4", "jobs = 0"));
+        assert!(e.contains(":13: key `restore.jobs`"), "{e}");
+        let e = err(&text.replace("file:///srv/receipts", "ftp://x"));
+        assert!(e.contains("restore.object_store_url"), "{e}");
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::core::mfa::software::SoftwareKey;
 use crate::core::mfa::{Secret, StepUpProof};
 use crate::core::records;
 use crate::core::session::{Role, Session};
-use crate::core::{Error, Result, db, erasure, tenants};
+use crate::core::{Error, Result, db, erasure, restore, tenants};
 use crate::core::{keys, operators};
 
 /// What the front ends show about the connection (status bar).
@@ -105,6 +105,13 @@ pub struct Console {
     support_may_redact: bool,
     /// Demo only: one in-memory software key per demo operator role.
     demo_keys: Arc<Vec<(Role, SoftwareKey)>>,
+    /// `[restore]` and the `[backups.NAME]` sources.
+    restore: Arc<crate::core::config::RestoreConfig>,
+    /// The Pluto database restore tests compare with (the read URL), read
+    /// through its own pool whose statement timeout is the RTO, not the
+    /// interactive one (exact row counts of a large database take longer).
+    restore_live: crate::core::config::DbUrl,
+    connect_timeout: Duration,
 }
 
 /// Previews of this session, applied later by token: an apply takes exactly
@@ -245,6 +252,12 @@ pub fn allowed(role: Role, kind: ActionKind) -> bool {
         | ActionKind::AuditVerify
         | ActionKind::AuditExport
         | ActionKind::AuditCheckpoint => matches!(role, Role::Auditor | Role::Admin),
+        // Backups and restore tests: SREs; auditors may read the history
+        // (it is the evidence of the restore drills).
+        ActionKind::RestoreTestRun | ActionKind::BackupsList | ActionKind::BackupSources => {
+            role == Role::Sre
+        }
+        ActionKind::RestoreTestHistory => matches!(role, Role::Sre | Role::Auditor),
     }
 }
 
@@ -326,6 +339,9 @@ impl Console {
             previews: Pending::default(),
             sweeps: Pending::default(),
             support_may_redact: config.records.support_may_redact,
+            restore: Arc::new(config.restore.clone()),
+            restore_live: config.pluto_read_url.clone(),
+            connect_timeout: config.timeouts.connect,
         })
     }
 
@@ -442,6 +458,38 @@ impl Console {
                 )),
                 crate::core::erasure::ExecuteOutcome::Done(_) => None,
             },
+            Ok(Reply::RestoreTested {
+                history_id,
+                verdict,
+            }) => {
+                let failed: Vec<&str> = verdict
+                    .checks
+                    .iter()
+                    .filter(|c| !c.passed)
+                    .map(|c| c.name.as_str())
+                    .collect();
+                let details = serde_json::json!({
+                    "history_id": history_id,
+                    "backup": verdict.backup.id,
+                    "failed_checks": failed,
+                });
+                if verdict.passed {
+                    // The result is audited too: a second `I` entry.
+                    let mut ok = entry.clone();
+                    ok.details = serde_json::json!({
+                        "entry": first.seq,
+                        "result": "pass",
+                        "history_id": history_id,
+                        "backup": verdict.backup.id,
+                    });
+                    if let Err(e) = self.record(&ok).await {
+                        tracing::warn!(error = %e, seq = first.seq, "result entry not written");
+                    }
+                    None
+                } else {
+                    Some(("restore_test_failed".to_string(), details))
+                }
+            }
             Ok(_) => None,
             Err(e) => Some((e.audit_code(), serde_json::json!({}))),
         };
@@ -996,6 +1044,21 @@ impl Console {
                 e.target_pk = request.map(|r| r.to_string());
                 e.details = serde_json::json!({ "retry_failed": retry_failed });
             }
+            Action::RestoreTestRun { source, backup } => {
+                e.target_table = Some("restore_tests".into());
+                e.details = serde_json::json!({
+                    "source": source,
+                    "backup": backup.as_deref().unwrap_or("latest"),
+                });
+            }
+            Action::RestoreTestHistory { limit } => {
+                e.target_table = Some("restore_tests".into());
+                e.details = serde_json::json!({ "limit": limit });
+            }
+            Action::BackupsList { source } => {
+                e.details = serde_json::json!({ "source": source });
+            }
+            Action::BackupSources => {}
         }
         e
     }
@@ -1432,6 +1495,26 @@ impl Console {
             Action::ErasureCertificate { request } => Ok(Reply::ErasureCertificate(Box::new(
                 erasure::certificate::get(&self.console, request).await?,
             ))),
+            Action::RestoreTestRun { source, backup } => {
+                self.restore_test(&source, backup, progress).await
+            }
+            Action::RestoreTestHistory { limit } => Ok(Reply::RestoreHistory(
+                restore::history(&self.console, limit.clamp(1, 10_000)).await?,
+            )),
+            Action::BackupSources => Ok(Reply::BackupSources {
+                sources: self.restore.sources.iter().map(|s| s.info()).collect(),
+                rpo: self.restore.rpo,
+                rto: self.restore.rto,
+            }),
+            Action::BackupsList { source } => {
+                let src = self.restore.source(&source)?;
+                Ok(Reply::Backups {
+                    source: source.clone(),
+                    kind: src.kind().to_string(),
+                    location: src.location(),
+                    backups: src.list().await?,
+                })
+            }
         }
     }
 }
@@ -1459,6 +1542,99 @@ fn erasure_progress(p: erasure::Progress) -> Progress {
             done: q.done,
             total: q.total,
         },
+    }
+}
+
+impl Console {
+    /// Runs a restore test and records its verdict in the history. A
+    /// source that cannot be listed (an unreachable backup host) or a
+    /// backup that does not exist gives a failed verdict naming the reason,
+    /// recorded like any other; an unknown source name is an error.
+    ///
+    /// `progress` hears which step runs: `done` is the step's position in
+    /// [`restore::CHECKS`] (1-based), `total` their number.
+    async fn restore_test<P>(
+        &self,
+        source: &str,
+        backup: Option<String>,
+        progress: P,
+    ) -> Result<Reply>
+    where
+        P: FnMut(Progress) + Send,
+    {
+        let progress = std::sync::Mutex::new(progress);
+        let report = |p: restore::RestoreProgress| {
+            let done = restore::CHECKS
+                .iter()
+                .position(|c| *c == p.step)
+                .map(|i| i as u64 + 1)
+                .unwrap_or(0);
+            if let Ok(mut f) = progress.lock() {
+                f(Progress {
+                    step: p.step.to_string(),
+                    done,
+                    total: restore::CHECKS.len() as u64,
+                });
+            }
+        };
+        let src = self.restore.source(source)?;
+        let picked = match &backup {
+            Some(id) => src.get(id).await,
+            None => src.latest().await.and_then(|b| {
+                b.ok_or_else(|| Error::NotFound(format!("no backup in source `{source}`")))
+            }),
+        };
+        let r = &self.restore;
+        let opts = restore::RestoreOptions {
+            rpo: r.rpo,
+            rto: r.rto,
+            jobs: r.jobs,
+            row_tolerance: r.row_tolerance,
+            pg_bin_dir: r.pg_bin_dir.clone(),
+            ledger: Some(restore::Ledger {
+                console: self.console.clone(),
+                key: self.erasure_key(),
+            }),
+            object_store_url: r.object_store_url.clone(),
+            ..restore::RestoreOptions::default()
+        };
+        let server = r
+            .server_url
+            .as_ref()
+            .map(|u| u.expose().to_string())
+            .unwrap_or_default();
+        let live = db::connect(
+            &self.restore_live,
+            db::PLUTO,
+            &crate::core::config::Timeouts {
+                connect: self.connect_timeout,
+                statement: r.rto,
+                ..crate::core::config::Timeouts::default()
+            },
+        )
+        .await;
+        let verdict = match (picked, live) {
+            (Ok(b), Ok(live)) => {
+                let v = restore::run_restore_test(src, &b, &live, &server, &opts, &report).await;
+                live.close().await;
+                v
+            }
+            (Ok(b), Err(e)) => restore::Verdict::not_started(
+                source,
+                &b.id,
+                &format!("the live database is unreachable: {e}"),
+            ),
+            (Err(e), _) => restore::Verdict::not_started(
+                source,
+                backup.as_deref().unwrap_or("latest"),
+                &e.to_string(),
+            ),
+        };
+        let history_id = restore::record(&self.console, &verdict).await?;
+        Ok(Reply::RestoreTested {
+            history_id,
+            verdict: Box::new(verdict),
+        })
     }
 }
 

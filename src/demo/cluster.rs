@@ -33,31 +33,63 @@ pub struct Cluster {
 impl Cluster {
     /// Creates and starts a cluster in a new directory under `$TMPDIR`.
     pub fn start() -> Result<Cluster> {
-        let bin = find_bindir()?;
-        let user = unprivileged_user()?;
-        let dir = tempfile::Builder::new()
-            .prefix("charon-demo-")
-            .tempdir()?
-            .keep();
-        let running = Running { dir, bin, user };
-        // Registered before anything can fail, so every exit path removes it.
-        register(running.clone());
-        let cluster = Cluster { running };
+        let cluster = Cluster::empty("charon-demo-")?;
         cluster.init_and_start()?;
         Ok(cluster)
     }
 
-    fn init_and_start(&self) -> Result<()> {
-        let r = &self.running;
-        if let Some((uid, gid)) = r.user {
+    /// A new, empty directory (mode 0700, owned by the account the server
+    /// runs as), registered for cleanup; nothing runs yet. Restore tests
+    /// fill `data_dir()` (pgBackRest) and then [`Cluster::start_server`].
+    pub fn empty(prefix: &str) -> Result<Cluster> {
+        let bin = find_bindir()?;
+        let user = unprivileged_user()?;
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir()?.keep();
+        let running = Running { dir, bin, user };
+        // Registered before anything can fail, so every exit path removes it.
+        register(running.clone());
+        let cluster = Cluster { running };
+        cluster.own(&cluster.running.dir)?;
+        std::fs::set_permissions(&cluster.running.dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(cluster)
+    }
+
+    /// Gives `path` to the account the server runs as (when running as root).
+    pub fn own(&self, path: &Path) -> Result<()> {
+        if let Some((uid, gid)) = self.running.user {
             nix::unistd::chown(
-                &r.dir,
+                path,
                 Some(nix::unistd::Uid::from_raw(uid)),
                 Some(nix::unistd::Gid::from_raw(gid)),
             )
             .map_err(|e| Error::Io(std::io::Error::from(e)))?;
         }
-        std::fs::set_permissions(&r.dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(())
+    }
+
+    /// The (uid, gid) the server and its tools run as, when not this process's.
+    pub fn run_as(&self) -> Option<(u32, u32)> {
+        self.running.user
+    }
+
+    /// The server binaries used.
+    pub fn bin_dir(&self) -> &Path {
+        &self.running.bin
+    }
+
+    /// `dir()/data`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.running.dir.join("data")
+    }
+
+    fn init_and_start(&self) -> Result<()> {
+        self.initdb()?;
+        self.start_server("")
+    }
+
+    /// `initdb` into `data_dir()`.
+    pub fn initdb(&self) -> Result<()> {
+        let r = &self.running;
         let data = r.dir.join("data");
         run(
             r,
@@ -74,9 +106,16 @@ impl Cluster {
                 OsStr::new("--locale=C"),
                 OsStr::new("--no-sync"),
             ],
-        )?;
+        )
+    }
+
+    /// Starts the server on `data_dir()` (socket only, in `dir()`), with
+    /// `extra` server options (`-c name=value ...`) after charon's own.
+    pub fn start_server(&self, extra: &str) -> Result<()> {
+        let r = &self.running;
+        let data = r.dir.join("data");
         let options = format!(
-            "-c listen_addresses='' -k '{}' -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            "-c listen_addresses='' -k '{}' -c fsync=off -c synchronous_commit=off -c full_page_writes=off {extra}",
             r.dir.display()
         );
         let log = r.dir.join("postgres.log");
@@ -92,7 +131,7 @@ impl Cluster {
                 OsStr::new(&options),
                 OsStr::new("-w"),
                 OsStr::new("-t"),
-                OsStr::new("30"),
+                OsStr::new("600"),
                 OsStr::new("start"),
             ],
         )

@@ -15,6 +15,7 @@ use crate::core::console::{ConsoleInfo, allowed};
 use crate::tui::keymap::{Key, KeyAction, resolve};
 use crate::tui::screen::{Command, Done, Failure, Msg, RequestId, Screen, is_step_up};
 use crate::tui::screens::audit::AuditScreen;
+use crate::tui::screens::backups::BackupsScreen;
 use crate::tui::screens::erasure::ErasureScreen;
 use crate::tui::screens::gate::{GateScreen, IDLED_OUT};
 use crate::tui::screens::help::HelpScreen;
@@ -280,6 +281,7 @@ impl App {
                 | Command::Palette
                 | Command::OpenAudit
                 | Command::OpenErasure
+                | Command::OpenBackups
                     if self.gated() => {}
                 Command::Authenticated(info) => {
                     self.info = info;
@@ -350,6 +352,21 @@ impl App {
                             Level::Error,
                             format!(
                                 "data-subject requests are for the compliance role; you are {}",
+                                self.info.role
+                            ),
+                        ));
+                    }
+                }
+                Command::OpenBackups => {
+                    if allowed(self.info.role, ActionKind::BackupSources) {
+                        let mut screen = BackupsScreen::new();
+                        queue.extend(screen.start());
+                        self.stack.push(Box::new(screen));
+                    } else {
+                        self.message = Some((
+                            Level::Error,
+                            format!(
+                                "backups and restore tests are for the sre role; you are {}",
                                 self.info.role
                             ),
                         ));

@@ -235,6 +235,8 @@ pub enum Context {
     ErasureConfirm,
     /// A certificate (Markdown).
     ErasureCertificate,
+    /// The Backups screen (sources, backups, restore tests).
+    Backups,
 }
 
 impl Context {
@@ -289,6 +291,7 @@ impl Context {
             Context::ErasureIdentifiers => "Subject identifiers (typing)",
             Context::ErasureConfirm => "Approve the plan?",
             Context::ErasureCertificate => "Certificate",
+            Context::Backups => "Backups",
         }
     }
 }
@@ -320,7 +323,7 @@ pub const GLOBAL: &[Binding] = &[
     Binding {
         keys: &[Key::char(':')],
         action: KeyAction::Palette,
-        desc: "command palette (:tenant, :audit, :erasure, :theme, :help, :quit)",
+        desc: "command palette (:tenant, :audit, :erasure, :backups, :theme, :help, :quit)",
     },
 ];
 
@@ -508,6 +511,35 @@ pub const AUDIT: &[Binding] = &[
         keys: &[Key::char('v')],
         action: KeyAction::Verify,
         desc: "verify the hash chain (progress, then the verdict)",
+    },
+    Binding {
+        keys: &[ESC],
+        action: KeyAction::Back,
+        desc: "back",
+    },
+];
+
+pub const BACKUPS: &[Binding] = &[
+    LIST_MOVES[0],
+    LIST_MOVES[1],
+    LIST_MOVES[2],
+    LIST_MOVES[3],
+    LIST_MOVES[4],
+    LIST_MOVES[5],
+    Binding {
+        keys: &[Key::plain(KeyCode::Tab), Key::char(']')],
+        action: KeyAction::NextTab,
+        desc: "next backup source",
+    },
+    Binding {
+        keys: &[Key::plain(KeyCode::BackTab), Key::char('[')],
+        action: KeyAction::PrevTab,
+        desc: "previous backup source",
+    },
+    Binding {
+        keys: &[ENTER],
+        action: KeyAction::Open,
+        desc: "restore-test the selected backup (live progress, then the verdict)",
     },
     Binding {
         keys: &[ESC],
@@ -1024,6 +1056,7 @@ pub fn bindings(ctx: Context) -> &'static [Binding] {
         Context::ErasureIdentifiers => ERASURE_IDENTIFIERS,
         Context::ErasureConfirm => ERASURE_CONFIRM,
         Context::ErasureCertificate => ERASURE_CERTIFICATE,
+        Context::Backups => BACKUPS,
     }
 }
 
@@ -1156,6 +1189,7 @@ mod tests {
             Context::ErasureIdentifiers,
             Context::ErasureConfirm,
             Context::ErasureCertificate,
+            Context::Backups,
         ] {
             let mut seen = std::collections::HashSet::new();
             for b in tables(ctx).into_iter().flat_map(|t| t.iter()) {

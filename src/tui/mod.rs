@@ -70,13 +70,15 @@ impl Runner {
         let console = self.console.clone();
         let tx = self.tx.clone();
         self.tasks.spawn(async move {
-            // A verification reports how far it is (for the gauge) over the
-            // same channel as the replies, tagged with the same id.
+            // A verification, an erasure or a restore test reports how far it
+            // is (the gauge, the step) over the same channel as the replies,
+            // tagged with the same id.
             let result = if matches!(
                 action,
                 Action::AuditVerify { .. }
                     | Action::ErasureExecute { .. }
                     | Action::ErasureRunQueue { .. }
+                    | Action::RestoreTestRun { .. }
             ) {
                 let progress = tx.clone();
                 console

@@ -111,6 +111,8 @@ pub enum Command {
     /// Open the data-subject requests (palette `:erasure`, `e` on the
     /// search list), if the role may.
     OpenErasure,
+    /// Open the Backups screen (palette `:backups`), if the role may.
+    OpenBackups,
     /// The MFA gate passed: the status bar shows this operator and role,
     /// and the gate makes way for the screens.
     Authenticated(crate::core::console::ConsoleInfo),
@@ -141,6 +143,7 @@ impl std::fmt::Debug for Command {
             Command::Palette => f.write_str("Palette"),
             Command::OpenAudit => f.write_str("OpenAudit"),
             Command::OpenErasure => f.write_str("OpenErasure"),
+            Command::OpenBackups => f.write_str("OpenBackups"),
             Command::Authenticated(i) => write!(f, "Authenticated({}, {})", i.operator, i.role),
             Command::Resend { asked, action } => write!(f, "Resend({asked:?}, {action:?})"),
             Command::CancelStepUp(id) => write!(f, "CancelStepUp({id:?})"),

@@ -52,6 +52,10 @@ pub fn base_code(kind: ActionKind) -> &'static str {
         ActionKind::ErasureList => "CH4006",
         ActionKind::ErasureRunQueue => "CH4007",
         ActionKind::ErasureCertificate => "CH4008",
+        ActionKind::RestoreTestRun => "CH6001",
+        ActionKind::RestoreTestHistory => "CH6002",
+        ActionKind::BackupsList => "CH6003",
+        ActionKind::BackupSources => "CH6004",
     }
 }
 

@@ -163,7 +163,7 @@ pub async fn foreign_keys(pool: &PgPool) -> Result<Vec<FkResult>> {
     .bind(SCHEMA)
     .fetch_all(pool)
     .await?;
-    let mut out = Vec::new();
+    let mut queries = Vec::new();
     for r in fks {
         let name: String = r.try_get("conname")?;
         let child: String = r.try_get("child")?;
@@ -193,17 +193,27 @@ pub async fn foreign_keys(pool: &PgPool) -> Result<Vec<FkResult>> {
             quote_ident(&parent),
             join.join(" AND ")
         );
-        // Identifiers read from the catalog and quoted.
-        let orphans: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(pool)
-            .await?;
-        out.push(FkResult {
-            table: child,
-            name,
-            orphans,
-        });
+        queries.push((child, name, sql));
     }
-    Ok(out)
+    // Two at a time (the restore's pool is shared with the other checks).
+    use futures::StreamExt;
+    futures::stream::iter(queries)
+        .map(|(table, name, sql)| async move {
+            // Identifiers read from the catalog and quoted.
+            let orphans: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await?;
+            Ok(FkResult {
+                table,
+                name,
+                orphans,
+            })
+        })
+        .buffered(2)
+        .collect::<Vec<Result<FkResult>>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]

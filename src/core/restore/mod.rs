@@ -1,18 +1,23 @@
 //! Restore tests: prove that a backup restores and is whole.
 //!
-//! [`run_restore_test`] takes one backup of a [`DirSource`], checks its
-//! checksum and age, restores it into a fresh scratch database
-//! (`charon_restore_<random>`) on the restore server, compares the restore
-//! with the live database (schema, row counts), checks every foreign key,
-//! the data map and (where installed) `pg_amcheck`, and always drops the
-//! scratch database. The [`Verdict`] lists every check with a reason and
-//! renders as JSON and Markdown; [`record`] writes it to the history.
-//! See docs/restore.md for what is not built yet.
+//! [`run_restore_test`] takes one backup of a [`Source`] (`dir`, `ssh` or
+//! `pgbackrest`), checks its integrity and age, restores it into a fresh
+//! scratch database (`charon_restore_<random>` on the restore server) or,
+//! for pgBackRest, a throwaway cluster, re-applies the erasure ledger,
+//! compares the restore with the live database (schema, row counts), checks
+//! every foreign key, the data map, the measured RPO, the receipts' objects
+//! and (where installed) `pg_amcheck`, and always removes the scratch
+//! target. The [`Verdict`] lists every check with a reason and renders as
+//! JSON and Markdown; [`record`] writes it to the history.
 
 pub mod compare;
 pub mod history;
+pub mod invariants;
+pub mod pgbackrest;
+pub mod replay;
 pub mod report;
 pub mod source;
+pub mod ssh;
 pub mod tools;
 
 use std::path::PathBuf;
@@ -24,7 +29,8 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 
 pub use history::{HistoryRow, history, record};
-pub use source::{Backup, DirSource};
+pub use replay::Ledger;
+pub use source::{Backup, DirSource, PgBackRestSource, Source, SshSource};
 
 use crate::core::Error;
 use crate::core::config::with_database;
@@ -53,6 +59,11 @@ pub struct RestoreOptions {
     /// Where pg_restore / pg_amcheck are looked for first (else the
     /// source's `pg_bin_dir`, else `PATH`, else `/usr/lib/postgresql/*/bin`).
     pub pg_bin_dir: Option<PathBuf>,
+    /// The erasure ledger to re-apply. `None` fails the "erasure ledger"
+    /// check (fail closed: without it an erased person could come back).
+    pub ledger: Option<Ledger>,
+    /// Object storage of the receipts' objects; `None` skips that check.
+    pub object_store_url: Option<String>,
 }
 
 impl Default for RestoreOptions {
@@ -65,6 +76,8 @@ impl Default for RestoreOptions {
             scratch_name: None,
             datamap: None,
             pg_bin_dir: None,
+            ledger: None,
+            object_store_url: None,
         }
     }
 }
@@ -97,6 +110,16 @@ impl Check {
             reason: reason.into(),
         }
     }
+    /// Not run for a reason that is not a failure (the tool or the
+    /// configuration is absent): passes, marked skipped.
+    fn skip(name: &str, why: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            passed: true,
+            skipped: true,
+            reason: why.into(),
+        }
+    }
     fn not_run(name: &str, why: &str) -> Check {
         Check {
             name: name.into(),
@@ -108,18 +131,33 @@ impl Check {
 }
 
 /// The names of the checks, in order.
-pub const CHECKS: [&str; 11] = [
+pub const CHECKS: [&str; 14] = [
     "checksum",
     "age",
     "scratch target",
     "restore",
     "rto",
+    "data map",
+    "erasure ledger",
     "schema",
     "row counts",
     "foreign keys",
-    "data map",
+    "measured rpo",
+    "receipt objects",
     "amcheck",
     "cleanup",
+];
+
+/// The checks run on a finished restore (between "rto" and "cleanup").
+const AFTER_RESTORE: [&str; 8] = [
+    "data map",
+    "erasure ledger",
+    "schema",
+    "row counts",
+    "foreign keys",
+    "measured rpo",
+    "receipt objects",
+    "amcheck",
 ];
 
 /// The outcome of one restore test.
@@ -149,6 +187,36 @@ impl Verdict {
     /// The first failed check's name and reason.
     pub fn first_failure(&self) -> Option<&Check> {
         self.checks.iter().find(|c| !c.passed)
+    }
+
+    /// The verdict of a test that could not even pick its backup (the
+    /// source cannot be listed, e.g. an unreachable backup host, or the
+    /// backup does not exist): failed, naming the reason, nothing created.
+    pub fn not_started(source: &str, backup_id: &str, why: &str) -> Verdict {
+        let now = Utc::now();
+        let mut checks = vec![Check::fail("checksum", why.to_string())];
+        for n in CHECKS.iter().skip(1).filter(|n| **n != "cleanup") {
+            checks.push(Check::not_run(n, "the backup could not be read"));
+        }
+        Verdict {
+            source: source.to_string(),
+            backup: Backup {
+                id: backup_id.to_string(),
+                path: PathBuf::new(),
+                size: 0,
+                sha256_expected: None,
+                taken_at: None,
+                header_error: Some(why.to_string()),
+            },
+            started_at: now,
+            finished_at: now,
+            passed: false,
+            backup_age_secs: None,
+            restore_ms: None,
+            total_ms: 0,
+            scratch_db: None,
+            checks,
+        }
     }
 }
 
@@ -183,16 +251,18 @@ fn valid_scratch_name(name: &str) -> bool {
 
 /// Runs one restore test of `backup` from `source`. `live` is the live
 /// Pluto database (only read); `restore_server_url` names a database on the
-/// server where the scratch database is created (it is used to CREATE and
-/// DROP the scratch database only). Never restores into an existing
-/// database: the scratch database is created fresh, and a scratch name equal
-/// to the live database's is refused. The scratch database is always
-/// dropped, also on failure and when the returned future is dropped.
+/// server where the scratch database is created for `dir` and `ssh` sources
+/// (it is used to CREATE and DROP the scratch database only; a `pgbackrest`
+/// source restores into a throwaway cluster instead and ignores it). Never
+/// restores into an existing database: the scratch database is created
+/// fresh, and a scratch name equal to the live database's is refused. The
+/// scratch target is always removed, also on failure and when the returned
+/// future is dropped.
 ///
 /// Nothing is returned as an error: every failure (of the backup, of the
 /// restore server, of the live database) is a failed check in the verdict.
 pub async fn run_restore_test(
-    source: &DirSource,
+    source: &Source,
     backup: &Backup,
     live: &sqlx::PgPool,
     restore_server_url: &str,
@@ -205,7 +275,7 @@ pub async fn run_restore_test(
         pg_bin_dir: opts
             .pg_bin_dir
             .clone()
-            .or_else(|| source.pg_bin_dir.clone()),
+            .or_else(|| source.pg_bin_dir().map(PathBuf::from)),
         ..opts.clone()
     };
     let step = |step: &'static str, bytes: u64| {
@@ -217,27 +287,46 @@ pub async fn run_restore_test(
     };
     let mut checks = Vec::new();
 
-    // 1. Integrity.
+    // 1. Integrity. `dir` and `ssh` end with a local archive whose bytes
+    // were hashed (an `ssh` archive is streamed into a temporary directory
+    // removed when `_fetched` is dropped).
     step("checksum", 0);
-    let checksum = match &backup.sha256_expected {
-        None => Check::fail(
-            "checksum",
-            format!(
-                "no valid SHA-256 in {}.sha256 beside the archive",
-                backup.id
-            ),
-        ),
-        Some(expected) => match source::sha256_file(&backup.path, &|b| step("checksum", b)).await {
-            Ok(actual) if actual == *expected => {
-                Check::pass("checksum", format!("sha256 {actual}"))
+    let mut archive: Option<PathBuf> = None;
+    let mut _fetched: Option<tempfile::TempDir> = None;
+    let checksum = match source {
+        Source::Dir(_) => match &backup.sha256_expected {
+            None => no_sha256(backup),
+            Some(expected) => {
+                match source::sha256_file(&backup.path, &|b| step("checksum", b)).await {
+                    Ok(actual) => {
+                        archive = Some(backup.path.clone());
+                        compare_sha256(&actual, expected)
+                    }
+                    Err(e) => Check::fail("checksum", format!("cannot read the archive: {e}")),
+                }
             }
-            Ok(actual) => Check::fail(
-                "checksum",
-                format!(
-                    "sha256 mismatch: the archive hashes to {actual}, the .sha256 file says {expected}"
-                ),
-            ),
-            Err(e) => Check::fail("checksum", format!("cannot read the archive: {e}")),
+        },
+        Source::Ssh(ssh) => match &backup.sha256_expected {
+            None => no_sha256(backup),
+            Some(expected) => match tempfile::Builder::new().prefix("charon-fetch-").tempdir() {
+                Err(e) => Check::fail("checksum", format!("no local temporary directory: {e}")),
+                Ok(dir) => {
+                    let dest = dir.path().join("archive.dump");
+                    let fetched = ssh.fetch(backup, &dest, &|b| step("checksum", b)).await;
+                    _fetched = Some(dir);
+                    match fetched {
+                        Ok(actual) => {
+                            archive = Some(dest);
+                            compare_sha256(&actual, expected)
+                        }
+                        Err(e) => Check::fail("checksum", e),
+                    }
+                }
+            },
+        },
+        Source::PgBackRest(pgb) => match pgb.verify(backup).await {
+            Ok(why) => Check::pass("checksum", why),
+            Err(why) => Check::fail("checksum", why),
         },
     };
     let checksum_ok = checksum.passed;
@@ -274,7 +363,7 @@ pub async fn run_restore_test(
     });
 
     // Ends the test early: the remaining checks are listed as not run (no
-    // scratch database exists yet, so there is nothing to clean up).
+    // scratch target exists yet, so there is nothing to clean up).
     let finish = |mut checks: Vec<Check>, from: usize, why: &str| {
         for name in CHECKS.iter().skip(from).filter(|n| **n != "cleanup") {
             checks.push(Check::not_run(name, why));
@@ -286,7 +375,7 @@ pub async fn run_restore_test(
         return finish(
             checks,
             2,
-            "the checksum failed; a corrupt archive is not restored",
+            "the integrity check failed; a corrupt backup is not restored",
         );
     }
 
@@ -305,55 +394,95 @@ pub async fn run_restore_test(
     let live_name: Result<String, sqlx::Error> = sqlx::query_scalar("SELECT current_database()")
         .fetch_one(live)
         .await;
-    let target = match live_name {
-        Err(e) => Check::fail(
+    let target = match (live_name, source) {
+        (Err(e), _) => Check::fail(
             "scratch target",
             format!("the live database is unreachable: {e}"),
         ),
-        Ok(live_name) if live_name == name => Check::fail(
+        (Ok(_), Source::PgBackRest(p)) => Check::pass(
+            "scratch target",
+            format!(
+                "a new throwaway cluster in a fresh temporary directory (database {})",
+                p.database
+            ),
+        ),
+        (Ok(live_name), _) if live_name == name => Check::fail(
             "scratch target",
             format!("refused: the scratch database `{name}` is the live database"),
         ),
-        Ok(_) if !valid_scratch_name(&name) => Check::fail(
+        (Ok(_), _) if !valid_scratch_name(&name) => Check::fail(
             "scratch target",
             format!("refused: scratch database names are {SCRATCH_PREFIX}[a-z0-9_]*, not `{name}`"),
         ),
-        Ok(_) => Check::pass("scratch target", format!("{name} (new)")),
+        (Ok(_), _) if restore_server_url.is_empty() => Check::fail(
+            "scratch target",
+            "no restore server configured ([restore] server_url)",
+        ),
+        (Ok(_), _) => Check::pass("scratch target", format!("{name} (new)")),
     };
     let target_ok = target.passed;
     checks.push(target);
     if !target_ok {
-        return finish(checks, 3, "no scratch database");
+        return finish(checks, 3, "no scratch target");
     }
 
-    // 3. Create it; from here on the guard drops it whatever happens.
+    // 3. Create it; from here on the guard removes it whatever happens.
     step("restore", 0);
-    let mut scratch = match Scratch::create(restore_server_url, &name).await {
-        Ok(s) => s,
-        Err(e) => {
-            checks.push(Check::fail(
-                "restore",
-                format!("cannot create the scratch database `{name}`: {e}"),
-            ));
-            return finish(checks, 4, "no scratch database");
+    // Timed: the restore itself (pg_restore; for pgBackRest the restore,
+    // start, recovery and promotion), not creating the empty database.
+    let restore_started = Instant::now();
+    let (mut scratch, scratch_url, restored, took) = match source {
+        Source::PgBackRest(p) => match p.restore(backup, opts.rto).await {
+            Ok(cluster) => {
+                let url = cluster.url(&p.database);
+                let label = format!("cluster {}", cluster.dir().display());
+                let took = restore_started.elapsed();
+                (Target::Cluster(cluster, label), url, Ok(()), took)
+            }
+            Err(e) => {
+                checks.push(Check::fail("restore", e));
+                return finish(checks, 4, "the restore failed");
+            }
+        },
+        _ => {
+            let scratch = match Scratch::create(restore_server_url, &name).await {
+                Ok(s) => s,
+                Err(e) => {
+                    checks.push(Check::fail(
+                        "restore",
+                        format!("cannot create the scratch database `{name}`: {e}"),
+                    ));
+                    return finish(checks, 4, "no scratch database");
+                }
+            };
+            let url = with_database(restore_server_url, &name);
+            let t = Instant::now();
+            let restored = match &archive {
+                Some(path) => pg_restore(opts, path, &url).await,
+                None => Err("no archive to restore".to_string()),
+            };
+            (Target::Database(scratch), url, restored, t.elapsed())
         }
     };
-    let scratch_db = Some(name.clone());
-    let scratch_url = with_database(restore_server_url, &name);
-
-    let restore_started = Instant::now();
-    let restored = pg_restore(opts, &backup.path, &scratch_url).await;
-    let took = restore_started.elapsed();
+    let scratch_db = Some(scratch.label(&name));
+    // The local copy of an ssh archive is not needed any more.
+    drop(_fetched.take());
     let restore_ms = Some(took.as_millis() as u64);
     match restored {
         Ok(()) => {
             checks.push(Check::pass(
                 "restore",
-                format!(
-                    "restored in {} with {} jobs into {name}",
-                    secs(took),
-                    opts.jobs.max(1)
-                ),
+                match source {
+                    Source::PgBackRest(_) => format!(
+                        "pgbackrest restore, recovery and promotion in {}",
+                        secs(took)
+                    ),
+                    _ => format!(
+                        "restored in {} with {} jobs into {name}",
+                        secs(took),
+                        opts.jobs.max(1)
+                    ),
+                },
             ));
             checks.push(if took <= opts.rto {
                 Check::pass(
@@ -366,40 +495,96 @@ pub async fn run_restore_test(
                     format!("{} exceeds the RTO of {}", secs(took), secs(opts.rto)),
                 )
             });
-            run_checks(&mut checks, live, &scratch_url, opts, &step).await;
+            run_checks(&mut checks, live, &scratch_url, backup, opts, &step).await;
         }
         Err(why) => {
             checks.push(Check::fail("restore", why));
-            for n in [
-                "rto",
-                "schema",
-                "row counts",
-                "foreign keys",
-                "data map",
-                "amcheck",
-            ] {
+            checks.push(Check::not_run("rto", "the restore failed"));
+            for n in AFTER_RESTORE {
                 checks.push(Check::not_run(n, "the restore failed"));
             }
         }
     }
 
-    // 4. Drop it and prove it is gone.
+    // 4. Remove it and prove it is gone.
     step("cleanup", 0);
-    checks.push(match scratch.drop_now().await {
-        Ok(()) => Check::pass("cleanup", format!("scratch database {name} dropped")),
-        Err(e) => Check::fail(
-            "cleanup",
-            format!("could not drop the scratch database {name}: {e}"),
-        ),
+    checks.push(match scratch.remove().await {
+        Ok(what) => Check::pass("cleanup", what),
+        Err(e) => Check::fail("cleanup", e),
     });
     verdict(
         source, backup, started_at, started, age, restore_ms, scratch_db, checks,
     )
 }
 
+fn no_sha256(backup: &Backup) -> Check {
+    Check::fail(
+        "checksum",
+        format!(
+            "no valid SHA-256 in {}.sha256 beside the archive",
+            backup.id
+        ),
+    )
+}
+
+fn compare_sha256(actual: &str, expected: &str) -> Check {
+    if actual == expected {
+        Check::pass("checksum", format!("sha256 {actual}"))
+    } else {
+        Check::fail(
+            "checksum",
+            format!(
+                "sha256 mismatch: the archive hashes to {actual}, the .sha256 file says {expected}"
+            ),
+        )
+    }
+}
+
+/// Where a test restored to: a scratch database on the restore server, or
+/// a throwaway cluster (pgBackRest). Both remove themselves when dropped.
+enum Target {
+    Database(Scratch),
+    Cluster(crate::demo::cluster::Cluster, String),
+}
+
+impl Target {
+    fn label(&self, name: &str) -> String {
+        match self {
+            Target::Database(_) => name.to_string(),
+            Target::Cluster(_, label) => label.clone(),
+        }
+    }
+
+    async fn remove(&mut self) -> Result<String, String> {
+        match self {
+            Target::Database(s) => {
+                s.drop_now()
+                    .await
+                    .map_err(|e| format!("could not drop the scratch database {}: {e}", s.name))?;
+                Ok(format!("scratch database {} dropped", s.name))
+            }
+            Target::Cluster(c, _) => {
+                let dir = c.dir().to_path_buf();
+                c.stop();
+                if pgbackrest::gone(&dir) {
+                    Ok(format!(
+                        "throwaway cluster stopped and {} deleted",
+                        dir.display()
+                    ))
+                } else {
+                    Err(format!(
+                        "{} is still there after the cleanup",
+                        dir.display()
+                    ))
+                }
+            }
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn verdict(
-    source: &DirSource,
+    source: &Source,
     backup: &Backup,
     started_at: DateTime<Utc>,
     started: Instant,
@@ -409,7 +594,7 @@ fn verdict(
     checks: Vec<Check>,
 ) -> Verdict {
     Verdict {
-        source: source.name.clone(),
+        source: source.name().to_string(),
         backup: backup.clone(),
         started_at,
         finished_at: Utc::now(),
@@ -442,33 +627,28 @@ async fn pg_restore(
         Err(format!(
             "pg_restore failed ({}): {}",
             out.status,
-            tools::tail(&String::from_utf8_lossy(&out.stderr))
+            tools::tail_without_values(&String::from_utf8_lossy(&out.stderr))
         ))
     }
 }
 
-/// The checks on a finished restore.
+/// The checks on a finished restore, in [`AFTER_RESTORE`] order.
 async fn run_checks(
     checks: &mut Vec<Check>,
     live: &sqlx::PgPool,
     scratch_url: &str,
+    backup: &Backup,
     opts: &RestoreOptions,
     step: &(dyn Fn(&'static str, u64) + Sync),
 ) {
     let pool = match PgPoolOptions::new()
-        .max_connections(2)
+        .max_connections(4)
         .connect(scratch_url)
         .await
     {
         Ok(p) => p,
         Err(e) => {
-            for n in [
-                "schema",
-                "row counts",
-                "foreign keys",
-                "data map",
-                "amcheck",
-            ] {
+            for n in AFTER_RESTORE {
                 checks.push(Check::fail(
                     n,
                     format!("cannot connect to the restore: {e}"),
@@ -478,12 +658,53 @@ async fn run_checks(
         }
     };
 
+    step("data map", 0);
+    let map = match &opts.datamap {
+        Some(m) => Ok(m.clone()),
+        None => DataMap::bundled(),
+    };
+    let mut mapped = None;
+    checks.push(match map {
+        Err(e) => Check::fail("data map", format!("cannot load the data map: {e}")),
+        Ok(map) => match validate_against_catalog(&pool, &map).await {
+            Ok(catalog) => {
+                let c = Check::pass(
+                    "data map",
+                    format!(
+                        "{} matches the restored schema ({} tables)",
+                        map.source.display(),
+                        map.tables.len()
+                    ),
+                );
+                mapped = Some((map, catalog));
+                c
+            }
+            Err(Error::Config(problems)) => Check::fail("data map", problems.replace('\n', "; ")),
+            Err(e) => Check::fail("data map", format!("cannot check: {e}")),
+        },
+    });
+
+    // Before the comparisons: the live database no longer has what was
+    // erased after the backup, and neither must the restore.
+    step("erasure ledger", 0);
+    checks.push(match (&opts.ledger, &mapped) {
+        (None, _) => Check::fail(
+            "erasure ledger",
+            "no erasure ledger given: erasures after the backup cannot be re-applied",
+        ),
+        (Some(_), None) => Check::fail(
+            "erasure ledger",
+            "not replayed: the data map does not match the restore",
+        ),
+        (Some(l), Some((map, catalog))) => ledger_check(&pool, map, catalog, l, backup).await,
+    });
+
+    // The comparisons, the measured RPO, the receipts and amcheck are
+    // independent of each other: they run concurrently (the progress shows
+    // "schema" for the whole group), and are listed in [`CHECKS`] order.
     step("schema", 0);
-    checks.push(
-        match (
-            compare::schema_lines(live).await,
-            compare::schema_lines(&pool).await,
-        ) {
+    let schema = async {
+        match tokio::join!(compare::schema_lines(live), compare::schema_lines(&pool)) {
             (Ok(l), Ok(r)) => {
                 let diff = compare::schema_diff(&l, &r);
                 if diff.is_empty() {
@@ -497,100 +718,125 @@ async fn run_checks(
             }
             (Err(e), _) => Check::fail("schema", format!("cannot read the live catalog: {e}")),
             (_, Err(e)) => Check::fail("schema", format!("cannot read the restored catalog: {e}")),
-        },
-    );
-
-    step("row counts", 0);
-    checks.push(
-        match (
-            compare::row_counts(live).await,
-            compare::row_counts(&pool).await,
-        ) {
+        }
+    };
+    let counts = async {
+        match tokio::join!(compare::row_counts(live), compare::row_counts(&pool)) {
             (Ok(l), Ok(r)) => row_count_check(&l, &r, opts.row_tolerance),
             (Err(e), _) => Check::fail("row counts", format!("cannot count live rows: {e}")),
             (_, Err(e)) => Check::fail("row counts", format!("cannot count restored rows: {e}")),
-        },
-    );
-
-    step("foreign keys", 0);
-    checks.push(match compare::foreign_keys(&pool).await {
-        Ok(fks) => {
-            let bad: Vec<String> = fks
-                .iter()
-                .filter(|f| f.orphans > 0)
-                .map(|f| format!("{}.{}: {} orphan rows", f.table, f.name, f.orphans))
-                .collect();
-            if bad.is_empty() {
-                Check::pass(
-                    "foreign keys",
-                    format!("{} foreign keys, no orphan rows", fks.len()),
-                )
-            } else {
-                Check::fail("foreign keys", list(&bad, 30))
-            }
         }
-        Err(e) => Check::fail("foreign keys", format!("cannot check: {e}")),
-    });
-
-    step("data map", 0);
-    let map = match &opts.datamap {
-        Some(m) => Ok(m.clone()),
-        None => DataMap::bundled(),
     };
-    checks.push(match map {
-        Err(e) => Check::fail("data map", format!("cannot load the data map: {e}")),
-        Ok(map) => match validate_against_catalog(&pool, &map).await {
-            Ok(_) => Check::pass(
-                "data map",
-                format!(
-                    "{} matches the restored schema ({} tables)",
-                    map.source.display(),
-                    map.tables.len()
-                ),
-            ),
-            Err(Error::Config(problems)) => Check::fail("data map", problems.replace('\n', "; ")),
-            Err(e) => Check::fail("data map", format!("cannot check: {e}")),
-        },
-    });
-    pool.close().await;
-
-    step("amcheck", 0);
-    checks.push(
-        match tools::find("pg_amcheck", opts.pg_bin_dir.as_deref()) {
-            None => Check {
-                name: "amcheck".into(),
-                passed: true,
-                skipped: true,
-                reason: "pg_amcheck is not installed".into(),
-            },
-            Some(program) => {
-                let out = tools::command_for(&program, scratch_url, true)
-                    .args(["--install-missing", "--no-dependent-toast"])
-                    .output()
-                    .await;
-                match out {
-                    Ok(o) if o.status.success() => {
-                        Check::pass("amcheck", "pg_amcheck found no corruption (heap and btree)")
-                    }
-                    Ok(o) => Check::fail(
-                        "amcheck",
-                        format!(
-                            "pg_amcheck failed ({}): {}",
-                            o.status,
-                            tools::tail(&format!(
-                                "{}\n{}",
-                                String::from_utf8_lossy(&o.stdout),
-                                String::from_utf8_lossy(&o.stderr)
-                            ))
-                        ),
-                    ),
-                    Err(e) => {
-                        Check::fail("amcheck", format!("cannot run {}: {e}", program.display()))
-                    }
+    let fks = async {
+        match compare::foreign_keys(&pool).await {
+            Ok(fks) => {
+                let bad: Vec<String> = fks
+                    .iter()
+                    .filter(|f| f.orphans > 0)
+                    .map(|f| format!("{}.{}: {} orphan rows", f.table, f.name, f.orphans))
+                    .collect();
+                if bad.is_empty() {
+                    Check::pass(
+                        "foreign keys",
+                        format!("{} foreign keys, no orphan rows", fks.len()),
+                    )
+                } else {
+                    Check::fail("foreign keys", list(&bad, 30))
                 }
             }
-        },
+            Err(e) => Check::fail("foreign keys", format!("cannot check: {e}")),
+        }
+    };
+    let rpo = invariants::measured_rpo(live, &pool, backup.taken_at, opts.rpo);
+    let objects = invariants::receipt_objects(&pool, opts.object_store_url.as_deref());
+    let (schema, counts, fks, rpo, objects, amcheck) = tokio::join!(
+        schema,
+        counts,
+        fks,
+        rpo,
+        objects,
+        amcheck(opts, scratch_url)
     );
+    checks.extend([schema, counts, fks, rpo, objects, amcheck]);
+    pool.close().await;
+}
+
+/// `pg_amcheck` on the restore (heap and btree), where installed.
+async fn amcheck(opts: &RestoreOptions, scratch_url: &str) -> Check {
+    match tools::find("pg_amcheck", opts.pg_bin_dir.as_deref()) {
+        None => Check::skip("amcheck", "pg_amcheck is not installed"),
+        Some(program) => {
+            let out = tools::command_for(&program, scratch_url, true)
+                .args(["--install-missing", "--no-dependent-toast"])
+                .output()
+                .await;
+            match out {
+                Ok(o) if o.status.success() => {
+                    Check::pass("amcheck", "pg_amcheck found no corruption (heap and btree)")
+                }
+                Ok(o) => Check::fail(
+                    "amcheck",
+                    format!(
+                        "pg_amcheck failed ({}): {}",
+                        o.status,
+                        tools::tail_without_values(&format!(
+                            "{}\n{}",
+                            String::from_utf8_lossy(&o.stdout),
+                            String::from_utf8_lossy(&o.stderr)
+                        ))
+                    ),
+                ),
+                Err(e) => Check::fail("amcheck", format!("cannot run {}: {e}", program.display())),
+            }
+        }
+    }
+}
+
+/// Re-applies the ledger entries executed since the backup's start, then
+/// proves that none of their subjects remains.
+async fn ledger_check(
+    pool: &sqlx::PgPool,
+    map: &DataMap,
+    catalog: &crate::core::datamap::Catalog,
+    ledger: &Ledger,
+    backup: &Backup,
+) -> Check {
+    const NAME: &str = "erasure ledger";
+    let pending = match replay::pending(&ledger.console, backup.taken_at).await {
+        Ok(p) => p,
+        Err(e) => return Check::fail(NAME, format!("cannot read the erasure ledger: {e}")),
+    };
+    let since = backup
+        .taken_at
+        .map(|t| format!("since {}", t.to_rfc3339()))
+        .unwrap_or_else(|| "(backup time unknown: all)".into());
+    if pending.entries == 0 {
+        return Check::pass(NAME, format!("no erasure executed {since}"));
+    }
+    let done = match replay::replay(pool, map, catalog, &ledger.key, &pending).await {
+        Ok(d) => d,
+        Err(e) => return Check::fail(NAME, format!("the replay failed: {e}")),
+    };
+    match replay::remaining(pool, map, catalog, &ledger.key, &pending).await {
+        Ok(left) if left.is_empty() => Check::pass(
+            NAME,
+            format!(
+                "{} erasure(s) executed {since} re-applied ({} rows deleted, {} changed); none of their {} subject identifier(s) remains",
+                done.entries,
+                done.rows_deleted,
+                done.rows_changed,
+                pending.hashes.len()
+            ),
+        ),
+        Ok(left) => Check::fail(
+            NAME,
+            format!(
+                "erased subjects remain after the replay: {}",
+                list(&left, 30)
+            ),
+        ),
+        Err(e) => Check::fail(NAME, format!("cannot prove the erasures: {e}")),
+    }
 }
 
 fn list(items: &[String], max: usize) -> String {
@@ -664,6 +910,11 @@ struct Scratch {
 }
 
 impl Scratch {
+    /// Creates the database. The guard is armed *before* `CREATE DATABASE`
+    /// is sent: if the future is dropped while the statement is in flight
+    /// (the server may already have committed it), the guard still drops
+    /// it. If the statement fails (e.g. the name exists), the guard is
+    /// disarmed: a database this test did not create is never dropped.
     async fn create(server_url: &str, name: &str) -> Result<Scratch, String> {
         if !valid_scratch_name(name) {
             return Err(format!("`{name}` is not a scratch database name"));
@@ -671,17 +922,21 @@ impl Scratch {
         let mut admin = PgConnection::connect(server_url)
             .await
             .map_err(|e| format!("restore server unreachable: {e}"))?;
-        // The name was checked above: charon_restore_[a-z0-9_]*.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut admin)
-            .await
-            .map_err(|e| e.to_string())?;
-        admin.close().await.ok();
-        Ok(Scratch {
+        let mut guard = Scratch {
             server_url: server_url.to_string(),
             name: name.to_string(),
             armed: true,
-        })
+        };
+        // The name was checked above: charon_restore_[a-z0-9_]*.
+        let created = sqlx::query(sqlx::AssertSqlSafe(create_sql(name)))
+            .execute(&mut admin)
+            .await;
+        if let Err(e) = created {
+            guard.armed = false;
+            return Err(e.to_string());
+        }
+        admin.close().await.ok();
+        Ok(guard)
     }
 
     async fn drop_now(&mut self) -> Result<(), String> {
@@ -689,6 +944,41 @@ impl Scratch {
         self.armed = false;
         Ok(())
     }
+}
+
+fn create_sql(name: &str) -> String {
+    format!("CREATE DATABASE \"{name}\"")
+}
+
+/// After a cancel: a `CREATE DATABASE` of this name may still be running
+/// in the server (its client is gone); cancel it and wait (at most 30 s)
+/// until it has ended, so that the drop that follows sees its outcome.
+async fn end_pending_create(server_url: &str, name: &str) {
+    let Ok(mut admin) = PgConnection::connect(server_url).await else {
+        return;
+    };
+    let sql = create_sql(name);
+    for _ in 0..300 {
+        let running: Result<bool, sqlx::Error> = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+              WHERE pid <> pg_backend_pid() AND state = 'active' AND query = $1)",
+        )
+        .bind(&sql)
+        .fetch_one(&mut admin)
+        .await;
+        if !matches!(running, Ok(true)) {
+            break;
+        }
+        let _ = sqlx::query(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+              WHERE pid <> pg_backend_pid() AND state = 'active' AND query = $1",
+        )
+        .bind(&sql)
+        .execute(&mut admin)
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    admin.close().await.ok();
 }
 
 async fn drop_database(server_url: &str, name: &str) -> Result<(), String> {
@@ -736,6 +1026,7 @@ impl Drop for Scratch {
                 return;
             };
             rt.block_on(async move {
+                end_pending_create(&server, &name).await;
                 let _ = drop_database(&server, &name).await;
             });
         })

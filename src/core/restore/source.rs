@@ -1,5 +1,7 @@
-//! Backup sources. Only `dir` exists so far: a directory of `pg_dump -Fc`
-//! archives (`*.dump`), each with a `NAME.dump.sha256` beside it.
+//! Backup sources, configured by name (`[backups.NAME]`): a [`DirSource`]
+//! (a directory of `pg_dump -Fc` archives, each with a `NAME.dump.sha256`
+//! beside it), an [`SshSource`] (the same layout on a backup host) or a
+//! [`PgBackRestSource`] (a pgBackRest repository).
 
 use std::path::{Path, PathBuf};
 
@@ -8,14 +10,111 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
+pub use super::pgbackrest::PgBackRestSource;
+pub use super::ssh::SshSource;
 use super::tools;
 use crate::core::{Error, Result};
+
+/// A configured backup source.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Dir(DirSource),
+    Ssh(SshSource),
+    PgBackRest(PgBackRestSource),
+}
+
+impl Source {
+    /// The name the source has in the configuration.
+    pub fn name(&self) -> &str {
+        match self {
+            Source::Dir(s) => &s.name,
+            Source::Ssh(s) => &s.name,
+            Source::PgBackRest(s) => &s.name,
+        }
+    }
+
+    /// `dir`, `ssh` or `pgbackrest`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Dir(_) => "dir",
+            Source::Ssh(_) => "ssh",
+            Source::PgBackRest(_) => "pgbackrest",
+        }
+    }
+
+    /// Where the source is, for listings (no secret: paths and host names).
+    pub fn location(&self) -> String {
+        match self {
+            Source::Dir(s) => s.path.display().to_string(),
+            Source::Ssh(s) => format!("{}@{}:{}:{}", s.user, s.host, s.port, s.path),
+            Source::PgBackRest(s) => format!("stanza {}", s.stanza),
+        }
+    }
+
+    pub fn pg_bin_dir(&self) -> Option<&Path> {
+        match self {
+            Source::Dir(s) => s.pg_bin_dir.as_deref(),
+            Source::Ssh(s) => s.pg_bin_dir.as_deref(),
+            Source::PgBackRest(s) => s.pg_bin_dir.as_deref(),
+        }
+    }
+
+    /// Every backup, oldest first.
+    pub async fn list(&self) -> Result<Vec<Backup>> {
+        match self {
+            Source::Dir(s) => s.list().await,
+            Source::Ssh(s) => s.list().await,
+            Source::PgBackRest(s) => s.list().await,
+        }
+    }
+
+    /// The newest backup, if any.
+    pub async fn latest(&self) -> Result<Option<Backup>> {
+        Ok(self.list().await?.pop())
+    }
+
+    /// The backup with this id.
+    pub async fn get(&self, id: &str) -> Result<Backup> {
+        self.list()
+            .await?
+            .into_iter()
+            .find(|b| b.id == id)
+            .ok_or_else(|| Error::NotFound(format!("backup `{id}` in source `{}`", self.name())))
+    }
+}
+
+/// What a front end shows of a source (no secret: names, paths, hosts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceInfo {
+    pub name: String,
+    pub kind: String,
+    pub location: String,
+}
+
+impl Source {
+    pub fn info(&self) -> SourceInfo {
+        SourceInfo {
+            name: self.name().to_string(),
+            kind: self.kind().to_string(),
+            location: self.location(),
+        }
+    }
+}
+
+impl From<DirSource> for Source {
+    fn from(s: DirSource) -> Source {
+        Source::Dir(s)
+    }
+}
 
 /// One backup as listed by a source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Backup {
-    /// The archive's file name (e.g. `pluto-2026-11-24T0100.dump`).
+    /// The archive's file name (e.g. `pluto-2026-11-24T0100.dump`), or the
+    /// pgBackRest backup label.
     pub id: String,
+    /// Where it is: a local path (`dir`), a path on the backup host
+    /// (`ssh`), the repository path of the backup set (`pgbackrest`).
     pub path: PathBuf,
     pub size: u64,
     /// Lower-case hex from the `.sha256` file beside the archive; `None` when
@@ -167,6 +266,88 @@ pub async fn archive_created_at(
     }
     parse_created_at(&String::from_utf8_lossy(&out.stdout))
         .ok_or_else(|| "no \"Archive created at\" line in the archive header".to_string())
+}
+
+/// The creation time in the header of a custom-format archive (`PGDMP`),
+/// read from its first bytes without pg_restore (the `ssh` source reads the
+/// first 4 KiB of each archive over the connection). Like
+/// [`archive_created_at`], the zone-less time is read as UTC.
+pub fn parse_archive_header(bytes: &[u8]) -> std::result::Result<DateTime<Utc>, String> {
+    struct Cursor<'a> {
+        bytes: &'a [u8],
+        at: usize,
+        int_size: u8,
+    }
+    impl Cursor<'_> {
+        fn byte(&mut self) -> std::result::Result<u8, String> {
+            let b = self
+                .bytes
+                .get(self.at)
+                .copied()
+                .ok_or_else(|| "the archive header is cut short".to_string())?;
+            self.at += 1;
+            Ok(b)
+        }
+        /// pg_dump's ReadInt: a sign byte, then the value little-endian.
+        fn int(&mut self) -> std::result::Result<i64, String> {
+            let negative = self.byte()? != 0;
+            let mut v: i64 = 0;
+            for i in 0..self.int_size {
+                v |= i64::from(self.byte()?) << (8 * u32::from(i));
+            }
+            Ok(if negative { -v } else { v })
+        }
+    }
+    let mut c = Cursor {
+        bytes,
+        at: 0,
+        int_size: 4,
+    };
+    let mut magic = [0u8; 5];
+    for m in &mut magic {
+        *m = c.byte()?;
+    }
+    if &magic != b"PGDMP" {
+        return Err("not a pg_dump custom-format archive (no PGDMP signature)".into());
+    }
+    let (vmaj, vmin, vrev) = (c.byte()?, c.byte()?, c.byte()?);
+    let version = (u32::from(vmaj) << 16) | (u32::from(vmin) << 8) | u32::from(vrev);
+    if version < 0x010700 {
+        return Err(format!("archive version {vmaj}.{vmin} is too old"));
+    }
+    c.int_size = c.byte()?;
+    if !(1..=8).contains(&c.int_size) {
+        return Err(format!(
+            "implausible integer size {} in the header",
+            c.int_size
+        ));
+    }
+    let _off_size = c.byte()?;
+    let format = c.byte()?;
+    if format != 1 {
+        return Err(format!(
+            "archive format {format} is not the custom format (-Fc)"
+        ));
+    }
+    if version >= 0x010F00 {
+        // 1.15+: the compression algorithm is one byte.
+        c.byte()?;
+    } else {
+        c.int()?;
+    }
+    let sec = c.int()?;
+    let min = c.int()?;
+    let hour = c.int()?;
+    let mday = c.int()?;
+    let mon = c.int()?;
+    let year = c.int()?;
+    let u = |v: i64| u32::try_from(v).ok();
+    let naive = i32::try_from(year + 1900)
+        .ok()
+        .and_then(|y| chrono::NaiveDate::from_ymd_opt(y, u(mon + 1)?, u(mday)?))
+        .and_then(|d| d.and_hms_opt(u(hour)?, u(min)?, u(sec)?))
+        .ok_or_else(|| "no valid creation time in the archive header".to_string())?;
+    Ok(naive.and_utc())
 }
 
 /// Parses `; Archive created at 2026-11-24 00:58:24 UTC`.

@@ -38,6 +38,27 @@ pub fn tail(stderr: &str) -> String {
     }
 }
 
+/// [`tail`] of a PostgreSQL client's error output without the lines that
+/// can quote row values (`DETAIL:`, `CONTEXT:` of a COPY, `Command was:`,
+/// `LINE n:`): what goes into a verdict (history, reports) names the error,
+/// never a customer's value.
+pub fn tail_without_values(stderr: &str) -> String {
+    let kept: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            let t = t.strip_prefix("pg_restore: ").unwrap_or(t);
+            let t = t.strip_prefix("pg_amcheck: ").unwrap_or(t);
+            !(t.starts_with("DETAIL:")
+                || t.starts_with("CONTEXT:")
+                || t.starts_with("Command was:")
+                || t.starts_with("LINE ")
+                || t.starts_with("HINT:"))
+        })
+        .collect();
+    tail(&kept.join("\n"))
+}
+
 /// A connection URL without its password, and the password (percent-decoded)
 /// to hand over in `PGPASSWORD`, so that it never shows in a process list.
 pub fn split_password(url: &str) -> (String, Option<String>) {
@@ -114,5 +135,9 @@ mod tests {
             ("postgres://u@h/db".to_string(), None)
         );
         assert_eq!(tail(""), "(no error output)");
+        let err = "pg_restore: error: COPY failed for table \"users\": ERROR:  bad\nCONTEXT:  COPY users, line 3, column email: \"jane@example.com\"\npg_restore: error: could not execute query: ERROR: dup\nDETAIL:  Key (email)=(jane@example.com) already exists.\nCommand was: INSERT INTO users VALUES ('jane@example.com');\n";
+        let t = tail_without_values(err);
+        assert!(!t.contains("jane"), "{t}");
+        assert!(t.contains("could not execute query"), "{t}");
     }
 }

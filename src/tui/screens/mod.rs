@@ -1,6 +1,7 @@
 //! The screens and overlays on the compositor's stack.
 
 pub mod audit;
+pub mod backups;
 pub mod erasure;
 pub mod erasure_form;
 pub mod erasure_request;

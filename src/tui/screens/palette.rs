@@ -37,6 +37,11 @@ pub const COMMANDS: &[PaletteCommand] = &[
         desc: "data-subject requests: erasure and access (compliance)",
     },
     PaletteCommand {
+        name: "backups",
+        arg: None,
+        desc: "backups and restore tests (role sre)",
+    },
+    PaletteCommand {
         name: "theme",
         arg: Some("<name>"),
         desc: "switch the colour theme",
@@ -135,11 +140,12 @@ pub fn parse(line: &str) -> Vec<Command> {
         ("help", _) => vec![Command::Pop, Command::Help],
         ("audit", _) => vec![Command::Pop, Command::OpenAudit],
         ("erasure" | "erase", _) => vec![Command::Pop, Command::OpenErasure],
+        ("backups", _) => vec![Command::Pop, Command::OpenBackups],
         ("quit" | "q" | "q!" | "quit!", _) => vec![Command::Quit],
         (other, _) => vec![
             Command::Pop,
             Command::Error(format!(
-                "unknown command :{} — try :tenant, :audit, :erasure, :theme, :help or :quit",
+                "unknown command :{} — try :tenant, :audit, :erasure, :backups, :theme, :help or :quit",
                 safe(other)
             )),
         ],
@@ -225,7 +231,8 @@ impl Screen for PaletteScreen {
                 .find(|c| c.name == name)
                 .map(|c| format!("{} {} — {}", c.name, c.arg.unwrap_or(""), c.desc))
                 .unwrap_or_else(|| {
-                    "tenant  audit  erasure  theme  help  quit   (Tab completes)".to_string()
+                    "tenant  audit  erasure  backups  theme  help  quit   (Tab completes)"
+                        .to_string()
                 })
         };
         let block = Block::default()
