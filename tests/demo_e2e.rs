@@ -107,13 +107,17 @@ impl Demo {
     }
 
     fn cluster_dirs(&self) -> Vec<PathBuf> {
+        self.dirs("charon-demo-")
+    }
+
+    fn dirs(&self, prefix: &str) -> Vec<PathBuf> {
         std::fs::read_dir(&self.tmp)
             .unwrap()
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
                 p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("charon-demo-"))
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
             })
             .collect()
     }
@@ -154,6 +158,11 @@ fn demo_quits_cleanly_and_leaves_nothing_behind() {
     assert!(
         demo.cluster_dirs().is_empty(),
         "cluster directory left behind"
+    );
+    // The demo's object store and export directory goes with it.
+    assert!(
+        demo.dirs("charon-files-").is_empty(),
+        "demo files left behind"
     );
     assert!(
         processes_mentioning(&dirs[0]).is_empty(),

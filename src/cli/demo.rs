@@ -207,7 +207,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<i32> {
         // Erasure's object storage and access exports in a throwaway
         // directory (removed with the demo). Plaid is not configured: its
         // steps wait in the queue and say so.
-        let files = tempfile::Builder::new().prefix("charon-demo-").tempdir()?;
+        let files = tempfile::Builder::new().prefix("charon-files-").tempdir()?;
         let bucket = files.path().join("receipts-bucket");
         std::fs::create_dir_all(&bucket)?;
         config.erasure.systems.insert(
