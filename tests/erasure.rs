@@ -220,20 +220,37 @@ async fn new_request(env: &Env, s: &Subject, by: &str) -> Uuid {
     .unwrap()
 }
 
-/// Executes with no external system configured (steps stay pending).
-async fn exec(env: &Env, id: Uuid, s: &Subject, by: &str) -> charon::core::Result<ExecuteOutcome> {
-    let seal = MasterKey::new([7; 32]);
-    let systems = Systems::default();
+/// The key that seals credentials in these tests' queues.
+const SEAL: [u8; 32] = [7; 32];
+
+/// An executor on the test's databases with these systems.
+fn executor<'a>(
+    env: &'a Env,
+    systems: &'a Systems,
+    seal: &'a MasterKey,
+    export_dir: &'a std::path::Path,
+) -> Executor<'a> {
     Executor {
         pluto: &env.pluto.pool,
         console: &env.console.pool,
         map: &env.map,
         catalog: &env.catalog,
         key: KEY,
-        seal: &seal,
-        systems: &systems,
-        export_dir: std::path::Path::new("/nonexistent"),
+        seal,
+        systems,
+        export_dir,
     }
+}
+
+/// Executes with no external system configured (steps stay pending).
+async fn exec(env: &Env, id: Uuid, s: &Subject, by: &str) -> charon::core::Result<ExecuteOutcome> {
+    let seal = MasterKey::new(SEAL);
+    executor(
+        env,
+        &Systems::default(),
+        &seal,
+        std::path::Path::new("/nonexistent"),
+    )
     .execute(id, s, by, &mut |_| {})
     .await
 }
@@ -806,19 +823,10 @@ async fn exec_with(
     id: Uuid,
     s: &Subject,
 ) -> charon::core::Result<ExecuteOutcome> {
-    let seal = MasterKey::new([7; 32]);
-    Executor {
-        pluto: &env.pluto.pool,
-        console: &env.console.pool,
-        map: &env.map,
-        catalog: &env.catalog,
-        key: KEY,
-        seal: &seal,
-        systems,
-        export_dir: std::path::Path::new("/nonexistent"),
-    }
-    .execute(id, s, "carol", &mut |_| {})
-    .await
+    let seal = MasterKey::new(SEAL);
+    executor(env, systems, &seal, std::path::Path::new("/nonexistent"))
+        .execute(id, s, "carol", &mut |_| {})
+        .await
 }
 
 async fn approved_request(env: &Env, s: &Subject) -> Uuid {
@@ -1007,17 +1015,8 @@ async fn a_failing_external_step_is_retried_later_and_then_the_request_completes
     assert!(!plaid.last_error.as_deref().unwrap_or("").contains(TOKEN));
 
     // Not due yet: a run now leaves it alone.
-    let seal = MasterKey::new([7; 32]);
-    let exec = Executor {
-        pluto: &env.pluto.pool,
-        console: &env.console.pool,
-        map: &env.map,
-        catalog: &env.catalog,
-        key: KEY,
-        seal: &seal,
-        systems: &systems,
-        export_dir: std::path::Path::new("/nonexistent"),
-    };
+    let seal = MasterKey::new(SEAL);
+    let exec = executor(&env, &systems, &seal, std::path::Path::new("/nonexistent"));
     let (_, q, finished) = exec.run_queue(None, &mut |_| {}).await.unwrap();
     assert_eq!((q.done, q.pending), (0, 1));
     assert!(finished.is_empty());
@@ -1311,21 +1310,11 @@ async fn an_access_request_exports_exactly_what_an_erasure_would_find_and_change
         .unwrap();
     let before = snapshot(&env.pluto.pool).await;
     let dir = tempfile::tempdir().unwrap();
-    let seal = MasterKey::new([7; 32]);
-    let systems = Systems::default();
-    let out = Executor {
-        pluto: &env.pluto.pool,
-        console: &env.console.pool,
-        map: &env.map,
-        catalog: &env.catalog,
-        key: KEY,
-        seal: &seal,
-        systems: &systems,
-        export_dir: dir.path(),
-    }
-    .execute(id, &s, "carol", &mut |_| {})
-    .await
-    .unwrap();
+    let seal = MasterKey::new(SEAL);
+    let out = executor(&env, &Systems::default(), &seal, dir.path())
+        .execute(id, &s, "carol", &mut |_| {})
+        .await
+        .unwrap();
     let ExecuteOutcome::Done(r) = out else {
         panic!("not executed: {out:?}");
     };
