@@ -602,6 +602,31 @@ impl Console {
         erasure::store::credential_seal(&self.audit.key)
     }
 
+    /// What an erasure executor owns: the keys derived from the audit key
+    /// and the access export directory.
+    fn executor_parts(&self) -> ExecutorParts {
+        ExecutorParts {
+            key: self.erasure_key(),
+            seal: self.credential_seal(),
+            export_dir: self.erasure_config.export_dir(),
+        }
+    }
+
+    /// An erasure executor on this console's databases, data map and systems.
+    async fn executor<'a>(&'a self, parts: &'a ExecutorParts) -> Result<erasure::Executor<'a>> {
+        let (map, catalog) = self.datamap().await?;
+        Ok(erasure::Executor {
+            pluto: &self.pluto_write,
+            console: &self.console,
+            map,
+            catalog,
+            key: &parts.key,
+            seal: &parts.seal,
+            systems: self.systems().await?,
+            export_dir: &parts.export_dir,
+        })
+    }
+
     /// The configured external systems, checked against the data map.
     async fn systems(&self) -> Result<&erasure::Systems> {
         let (map, _) = self.datamap().await?;
@@ -1414,22 +1439,9 @@ impl Console {
                 })
             }
             Action::ErasureExecute { request, subject } => {
-                let key = self.erasure_key();
-                let (map, catalog) = self.datamap().await?;
-                let systems = self.systems().await?;
-                let seal = self.credential_seal();
-                let export_dir = self.erasure_config.export_dir();
+                let parts = self.executor_parts();
+                let exec = self.executor(&parts).await?;
                 let operator = self.session().operator;
-                let exec = erasure::Executor {
-                    pluto: &self.pluto_write,
-                    console: &self.console,
-                    map,
-                    catalog,
-                    key: &key,
-                    seal: &seal,
-                    systems,
-                    export_dir: &export_dir,
-                };
                 let mut forward = |p: erasure::Progress| progress(erasure_progress(p));
                 let outcome = exec
                     .execute(request, &subject, &operator, &mut forward)
@@ -1467,21 +1479,8 @@ impl Console {
                         "retrying failed steps needs a request id".into(),
                     ));
                 }
-                let key = self.erasure_key();
-                let (map, catalog) = self.datamap().await?;
-                let systems = self.systems().await?;
-                let seal = self.credential_seal();
-                let export_dir = self.erasure_config.export_dir();
-                let exec = erasure::Executor {
-                    pluto: &self.pluto_write,
-                    console: &self.console,
-                    map,
-                    catalog,
-                    key: &key,
-                    seal: &seal,
-                    systems,
-                    export_dir: &export_dir,
-                };
+                let parts = self.executor_parts();
+                let exec = self.executor(&parts).await?;
                 let mut forward = |q: erasure::QueueProgress| {
                     progress(erasure_progress(erasure::Progress::External(q)))
                 };
@@ -1517,6 +1516,14 @@ impl Console {
             }
         }
     }
+}
+
+/// The owned parts an [`erasure::Executor`] borrows (see
+/// `Console::executor_parts`).
+struct ExecutorParts {
+    key: [u8; 32],
+    seal: crate::core::secrets::MasterKey,
+    export_dir: std::path::PathBuf,
 }
 
 /// An erasure's progress in the general form.

@@ -384,6 +384,30 @@ impl Executor<'_> {
         }
     }
 
+    /// The outcome when re-discovery found a plan other than the approved
+    /// one: the differences from the stored plan.
+    async fn plan_changed(
+        &self,
+        id: Uuid,
+        approved: &str,
+        new_plan: Plan,
+    ) -> Result<ExecuteOutcome> {
+        let old: Option<serde_json::Value> =
+            sqlx::query_scalar("SELECT plan FROM erasure_requests WHERE id = $1")
+                .bind(id)
+                .fetch_one(self.console)
+                .await?;
+        let differences = match old.and_then(|v| serde_json::from_value::<StoredPlan>(v).ok()) {
+            Some(old) => old.into_plan().diff(&new_plan),
+            None => vec!["no stored plan to compare".into()],
+        };
+        Ok(ExecuteOutcome::PlanChanged {
+            approved_sha256: approved.to_string(),
+            new_plan,
+            differences,
+        })
+    }
+
     /// An access request: re-discover (the plan must still be the approved
     /// one), export everything found into one archive; nothing is changed.
     async fn run_access(
@@ -397,20 +421,7 @@ impl Executor<'_> {
         let d = super::discover(self.pluto, self.map, self.catalog, subject).await?;
         let new_plan = plan(&d)?;
         if new_plan.sha256 != approved {
-            let old: Option<serde_json::Value> =
-                sqlx::query_scalar("SELECT plan FROM erasure_requests WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(self.console)
-                    .await?;
-            let differences = match old.and_then(|v| serde_json::from_value::<StoredPlan>(v).ok()) {
-                Some(old) => old.into_plan().diff(&new_plan),
-                None => vec!["no stored plan to compare".into()],
-            };
-            return Ok(ExecuteOutcome::PlanChanged {
-                approved_sha256: approved.to_string(),
-                new_plan,
-                differences,
-            });
+            return self.plan_changed(id, approved, new_plan).await;
         }
         progress(Progress::Phase("export"));
         let x = super::access::export(
@@ -462,20 +473,7 @@ impl Executor<'_> {
         let d = discover_in(&mut tx, self.map, self.catalog, subject).await?;
         let new_plan = plan(&d)?;
         if new_plan.sha256 != approved {
-            let old: Option<serde_json::Value> =
-                sqlx::query_scalar("SELECT plan FROM erasure_requests WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(self.console)
-                    .await?;
-            let differences = match old.and_then(|v| serde_json::from_value::<StoredPlan>(v).ok()) {
-                Some(old) => old.into_plan().diff(&new_plan),
-                None => vec!["no stored plan to compare".into()],
-            };
-            return Ok(ExecuteOutcome::PlanChanged {
-                approved_sha256: approved.to_string(),
-                new_plan,
-                differences,
-            });
+            return self.plan_changed(id, approved, new_plan).await;
         }
 
         let order = delete_order(&mut tx).await?;
