@@ -201,15 +201,23 @@ async fn scan_for_subject(pool: &PgPool) -> Vec<String> {
     hits
 }
 
-async fn new_request(env: &Env, s: &Subject, by: &str) -> Uuid {
+/// A request of `kind` (GDPR) created by `by`, hashed with `key`.
+async fn create_as(
+    env: &Env,
+    key: &[u8],
+    kind: RequestKind,
+    s: &Subject,
+    ticket: &str,
+    by: &str,
+) -> Uuid {
     create_request(
         &env.console.pool,
-        KEY,
+        key,
         &NewRequest {
             id: Uuid::new_v4(),
-            kind: RequestKind::Erasure,
+            kind,
             subject: s,
-            ticket: "ZD-4711".into(),
+            ticket: ticket.into(),
             regime: Regime::Gdpr,
             note: String::new(),
             received_at: chrono::Utc::now(),
@@ -218,6 +226,27 @@ async fn new_request(env: &Env, s: &Subject, by: &str) -> Uuid {
     )
     .await
     .unwrap()
+}
+
+async fn new_request(env: &Env, s: &Subject, by: &str) -> Uuid {
+    create_as(env, KEY, RequestKind::Erasure, s, "ZD-4711", by).await
+}
+
+/// Plans the request (as its creator "alice") and has "bob" approve it.
+async fn plan_and_approve(env: &Env, id: Uuid, s: &Subject) -> erasure::Plan {
+    let p = plan(
+        &discover(&env.pluto.pool, &env.map, &env.catalog, s)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    store_plan(&env.console.pool, id, &p, "alice")
+        .await
+        .unwrap();
+    approve(&env.console.pool, id, "bob", &p.sha256)
+        .await
+        .unwrap();
+    p
 }
 
 /// The key that seals credentials in these tests' queues.
@@ -257,17 +286,7 @@ async fn exec(env: &Env, id: Uuid, s: &Subject, by: &str) -> charon::core::Resul
 
 /// Create, plan, approve (by another officer), execute.
 async fn erase(env: &Env, s: &Subject) -> ExecuteOutcome {
-    let id = new_request(env, s, "alice").await;
-    let d = discover(&env.pluto.pool, &env.map, &env.catalog, s)
-        .await
-        .unwrap();
-    let p = plan(&d).unwrap();
-    store_plan(&env.console.pool, id, &p, "alice")
-        .await
-        .unwrap();
-    approve(&env.console.pool, id, "bob", &p.sha256)
-        .await
-        .unwrap();
+    let id = approved_request(env, s).await;
     exec(env, id, s, "carol").await.unwrap()
 }
 
@@ -650,18 +669,7 @@ async fn an_injected_failure_leaves_pluto_unchanged() {
     let s = subject();
     let before = snapshot(&env.pluto.pool).await;
     let id = new_request(&env, &s, "alice").await;
-    let p = plan(
-        &discover(&env.pluto.pool, &env.map, &env.catalog, &s)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    store_plan(&env.console.pool, id, &p, "alice")
-        .await
-        .unwrap();
-    approve(&env.console.pool, id, "bob", &p.sha256)
-        .await
-        .unwrap();
+    let p = plan_and_approve(&env, id, &s).await;
     let err = exec(&env, id, &s, "carol").await.unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
     // trip_points (children) were deleted before trips inside the
@@ -706,19 +714,7 @@ async fn an_injected_failure_leaves_pluto_unchanged() {
 async fn wrong_identifiers_cannot_execute_a_request() {
     let env = setup("er_ident").await;
     let s = subject();
-    let id = new_request(&env, &s, "alice").await;
-    let p = plan(
-        &discover(&env.pluto.pool, &env.map, &env.catalog, &s)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    store_plan(&env.console.pool, id, &p, "alice")
-        .await
-        .unwrap();
-    approve(&env.console.pool, id, "bob", &p.sha256)
-        .await
-        .unwrap();
+    let id = approved_request(&env, &s).await;
     let wrong = Subject {
         emails: vec!["someone.else@example.test".into()],
         ..Subject::default()
@@ -831,18 +827,7 @@ async fn exec_with(
 
 async fn approved_request(env: &Env, s: &Subject) -> Uuid {
     let id = new_request(env, s, "alice").await;
-    let p = plan(
-        &discover(&env.pluto.pool, &env.map, &env.catalog, s)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    store_plan(&env.console.pool, id, &p, "alice")
-        .await
-        .unwrap();
-    approve(&env.console.pool, id, "bob", &p.sha256)
-        .await
-        .unwrap();
+    plan_and_approve(env, id, s).await;
     id
 }
 
@@ -1045,34 +1030,8 @@ async fn a_failing_external_step_is_retried_later_and_then_the_request_completes
 async fn approved_for_binary(env: &Env, s: &Subject) -> Uuid {
     let audit = charon::core::audit::AuditKey::from_hex(&"ab".repeat(32)).unwrap();
     let key = erasure::store::subject_key(&audit);
-    let id = create_request(
-        &env.console.pool,
-        &key,
-        &NewRequest {
-            id: Uuid::new_v4(),
-            kind: RequestKind::Erasure,
-            subject: s,
-            ticket: "ZD-9".into(),
-            regime: Regime::Gdpr,
-            note: String::new(),
-            received_at: chrono::Utc::now(),
-            created_by: "alice".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let p = plan(
-        &discover(&env.pluto.pool, &env.map, &env.catalog, s)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    store_plan(&env.console.pool, id, &p, "alice")
-        .await
-        .unwrap();
-    approve(&env.console.pool, id, "bob", &p.sha256)
-        .await
-        .unwrap();
+    let id = create_as(env, &key, RequestKind::Erasure, s, "ZD-9", "alice").await;
+    plan_and_approve(env, id, s).await;
     id
 }
 
@@ -1280,34 +1239,8 @@ async fn an_access_request_exports_exactly_what_an_erasure_would_find_and_change
         .await
         .unwrap();
     let s = subject();
-    let id = create_request(
-        &env.console.pool,
-        KEY,
-        &NewRequest {
-            id: Uuid::new_v4(),
-            kind: RequestKind::Access,
-            subject: &s,
-            ticket: "ZD-ACCESS".into(),
-            regime: Regime::Gdpr,
-            note: String::new(),
-            received_at: chrono::Utc::now(),
-            created_by: "alice".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let p = plan(
-        &discover(&env.pluto.pool, &env.map, &env.catalog, &s)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    store_plan(&env.console.pool, id, &p, "alice")
-        .await
-        .unwrap();
-    approve(&env.console.pool, id, "bob", &p.sha256)
-        .await
-        .unwrap();
+    let id = create_as(&env, KEY, RequestKind::Access, &s, "ZD-ACCESS", "alice").await;
+    let p = plan_and_approve(&env, id, &s).await;
     let before = snapshot(&env.pluto.pool).await;
     let dir = tempfile::tempdir().unwrap();
     let seal = MasterKey::new(SEAL);
