@@ -30,6 +30,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::Context;
+use charon::cli::bench_table::{self, Figure};
 use charon::core::audit::{self, AuditKey, Hash, NewEntry, Outcome, canonical};
 use charon::core::db;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -155,6 +156,7 @@ async fn run(
         }
     }
     let secs = t.elapsed().as_secs_f64();
+    let append_secs = secs;
     println!(
         "append: {appends} entries in {secs:.1} s = {:.0} appends/s (each durable unless --async-commit)",
         appends as f64 / secs
@@ -185,6 +187,31 @@ async fn run(
         rss_max
     );
     anyhow::ensure!(verdict.is_intact(), "chain not intact: {verdict}");
+    let append_rate = appends as f64 / append_secs;
+    let verify_rate = n as f64 / secs;
+    bench_table::record(&[
+        Figure::new(
+            format!("audit: durable appends/s, one session ({appends} appends)"),
+            ">= 2,000 /s",
+            format!("{append_rate:.0} /s"),
+            "the disk's fsync rate (pg_test_fsync)",
+            Some(append_rate >= 2_000.0),
+        ),
+        Figure::new(
+            format!("audit: verified entries/s, chain of {n}"),
+            ">= 300,000 /s",
+            format!("{verify_rate:.0} /s"),
+            "—",
+            Some(verify_rate >= 300_000.0),
+        ),
+        Figure::new(
+            format!("audit: memory during verify of {n} entries"),
+            "flat in N",
+            format!("{} KiB peak RSS", rss_max),
+            format!("{rss_before} KiB before"),
+            None,
+        ),
+    ])?;
 
     // A second pass (pages now cached, hint bits set), and the cost of only
     // fetching the rows, to see where verify's time goes.

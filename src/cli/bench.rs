@@ -9,6 +9,7 @@ use clap::Subcommand;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::bench_table::{self, Figure, ms};
 use super::demo::{seed_into, start_server};
 use crate::core::action::{Action, GateInput};
 use crate::core::config::{Config, DbUrl, with_database};
@@ -63,6 +64,35 @@ pub enum BenchCommand {
         #[arg(long, value_name = "URL")]
         pluto_url: Option<String>,
     },
+    /// Writes the results of a run of every benchmark (JSON lines recorded
+    /// through $CHARON_BENCH_RESULTS) as the table at the top of
+    /// BENCHMARKS.md. `scripts/bench.sh` runs the benchmarks and then this.
+    Table {
+        /// The results file.
+        #[arg(long, value_name = "PATH")]
+        results: std::path::PathBuf,
+        /// The Markdown file to update.
+        #[arg(long, value_name = "PATH", default_value = "BENCHMARKS.md")]
+        write: std::path::PathBuf,
+        /// One line on when, where and at what scale the run was made.
+        #[arg(long, default_value = "")]
+        about: String,
+    },
+    /// Records one figure measured outside charon (e.g. the seeding time
+    /// taken by the script) into $CHARON_BENCH_RESULTS.
+    Record {
+        #[arg(long)]
+        figure: String,
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        measured: String,
+        #[arg(long, default_value = "—")]
+        baseline: String,
+        /// Whether the target is met (omit where there is no target).
+        #[arg(long)]
+        met: Option<bool>,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
@@ -94,6 +124,25 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
             rounds,
             pluto_url,
         } => return super::bench_restore::run(tenants, seed, jobs, rounds, pluto_url).await,
+        BenchCommand::Table {
+            results,
+            write,
+            about,
+        } => {
+            let n = bench_table::write_table(&results, &write, &about)?;
+            println!("{n} figures written to {}", write.display());
+            return Ok(0);
+        }
+        BenchCommand::Record {
+            figure,
+            target,
+            measured,
+            baseline,
+            met,
+        } => {
+            bench_table::record(&[Figure::new(figure, target, measured, baseline, met)])?;
+            return Ok(0);
+        }
     };
     let (server, pluto, console_url) = match pluto_url {
         Some(url) => {
@@ -148,6 +197,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
         "| kind | bare p50 | bare p95 | core p50 | core p95 | core overhead p95 | dispatch p50 | dispatch p95 |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut figures = Vec::new();
     for (label, qs) in &queries {
         // Warm-up: caches and prepared statements.
         for q in qs.iter().take(20) {
@@ -192,7 +242,30 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
             ms(d50),
             ms(d95),
         );
+        let name_kind = label.starts_with("name");
+        figures.push(Figure::new(
+            format!("tenant search p95, {label} ({tenants} tenants)"),
+            if name_kind { "< 20 ms" } else { "—" },
+            ms(c95),
+            format!("{} bare SQL", ms(b95)),
+            name_kind.then_some(c95 < Duration::from_millis(20)),
+        ));
+        figures.push(Figure::new(
+            format!("tenant search, charon over bare SQL at p95, {label}"),
+            "< 20 %",
+            format!("{:+.0} %", overhead(c95, b95)),
+            format!("{} bare SQL", ms(b95)),
+            Some(overhead(c95, b95) < 20.0),
+        ));
+        figures.push(Figure::new(
+            format!("tenant search p95 through dispatch (role + durable audit), {label}"),
+            "—",
+            ms(d95),
+            format!("{} core", ms(c95)),
+            None,
+        ));
     }
+    bench_table::record(&figures)?;
     drop(console);
     match server {
         Ok(server) => drop(server),
@@ -205,10 +278,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn overhead(ours: Duration, bare: Duration) -> f64 {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
+use super::bench_table::{self, Figure};
 use super::demo::{seed_into, start_server};
 use crate::core::config::{DbUrl, with_database};
 use crate::core::restore::{
@@ -157,6 +158,7 @@ pub async fn run(
         "| run | bare pg_restore | charon: checksum, target, CREATE DATABASE | pg_restore | checks | DROP DATABASE | total | pg_restore vs bare | checks + checksum on top of the restore | the same with the drop |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let (mut sum_bare, mut sum_restore, mut sum_checks) = (0.0, 0.0, 0.0);
     for (i, (b, (total, steps))) in bare.iter().zip(&ours).enumerate() {
         let get = |n: &str| steps.get(n).copied().unwrap_or_default();
         let checksum =
@@ -179,6 +181,9 @@ pub async fn run(
             .map(|(_, v)| *v)
             .sum();
         let r = restore.as_secs_f64().max(1e-9);
+        sum_bare += b.as_secs_f64();
+        sum_restore += restore.as_secs_f64();
+        sum_checks += (checks + checksum).as_secs_f64();
         println!(
             "| {} | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:+.1}% | {:+.1}% | {:+.1}% |",
             i + 1,
@@ -193,6 +198,29 @@ pub async fn run(
             100.0 * (checks + checksum + cleanup).as_secs_f64() / r,
         );
     }
+    let vs_bare = 100.0 * (sum_restore / sum_bare.max(1e-9) - 1.0);
+    let on_top = 100.0 * sum_checks / sum_restore.max(1e-9);
+    let runs = bare.len().min(ours.len());
+    bench_table::record(&[
+        Figure::new(
+            format!(
+                "restore test: pg_restore -j {jobs} inside charon vs bare, {:.2} GB, {runs} pairs",
+                size as f64 / 1e9
+            ),
+            "no slower than bare",
+            format!("{sum_restore:.1} s ({vs_bare:+.1} %)"),
+            format!("{sum_bare:.1} s bare pg_restore"),
+            // Same command, same flags: within 5 % is the noise of this machine.
+            Some(vs_bare <= 5.0),
+        ),
+        Figure::new(
+            "restore test: all checks + checksum on top of the restore (mean)",
+            "< 25 %",
+            format!("{on_top:+.1} %"),
+            format!("{sum_restore:.1} s restore"),
+            Some(on_top < 25.0),
+        ),
+    ])?;
     if let Some((_, steps)) = ours.last() {
         println!("\nper step (last run):");
         for (k, v) in steps {

@@ -7,6 +7,7 @@ pub mod audit;
 mod bench;
 mod bench_erasure;
 mod bench_restore;
+pub mod bench_table;
 mod datamap;
 mod demo;
 mod erasure;
