@@ -63,6 +63,27 @@ pub enum BenchCommand {
         #[arg(long, value_name = "URL")]
         pluto_url: Option<String>,
     },
+    /// Many concurrent console sessions (search, tenant overview, records
+    /// page, record view, each audited): p50/p95/max per action and
+    /// throughput; fails when an audit entry is lost or forked or a session
+    /// does not finish.
+    Load {
+        #[arg(long, default_value_t = 50)]
+        sessions: usize,
+        /// How long the sessions run.
+        #[arg(long, default_value_t = 180)]
+        secs: u64,
+        #[arg(long, default_value_t = 2_000)]
+        tenants: u32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Connections of each of the two shared pools.
+        #[arg(long, default_value_t = 20)]
+        pool: u32,
+        /// Pause between two actions of a session, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        think_ms: u64,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
@@ -94,6 +115,23 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
             rounds,
             pluto_url,
         } => return super::bench_restore::run(tenants, seed, jobs, rounds, pluto_url).await,
+        BenchCommand::Load {
+            sessions,
+            secs,
+            tenants,
+            seed,
+            pool,
+            think_ms,
+        } => {
+            let opts = super::bench_load::LoadOptions {
+                sessions,
+                duration: Duration::from_secs(secs),
+                pool_size: pool,
+                think: Duration::from_millis(think_ms),
+                ..Default::default()
+            };
+            return super::bench_load::run(tenants, seed, opts).await;
+        }
     };
     let (server, pluto, console_url) = match pluto_url {
         Some(url) => {
@@ -222,7 +260,7 @@ fn pct(v: &mut [Duration], p: usize) -> Duration {
 }
 
 /// Realistic queries drawn from the seeded data itself.
-async fn sample_queries(
+pub(super) async fn sample_queries(
     pool: &PgPool,
     n: usize,
 ) -> anyhow::Result<Vec<(&'static str, Vec<String>)>> {
