@@ -188,6 +188,64 @@ pub fn needs_step_up(kind: ActionKind) -> bool {
     )
 }
 
+/// The one database an action's own work (after its audit entry) uses,
+/// when it is just one: a server-unreachable error from it is reported as
+/// that database being unavailable, so the operator reads which one is down.
+fn works_on(kind: ActionKind) -> Option<&'static str> {
+    match kind {
+        ActionKind::SearchTenants
+        | ActionKind::OpenTenant
+        | ActionKind::RecordsList
+        | ActionKind::RecordShow
+        | ActionKind::TripRoute
+        | ActionKind::Reveal
+        | ActionKind::RedactPreview
+        | ActionKind::RedactSweepPreview => Some(db::PLUTO),
+        ActionKind::GateStatus
+        | ActionKind::OperatorList
+        | ActionKind::KeyList
+        | ActionKind::AuditList
+        | ActionKind::AuditShow
+        | ActionKind::AuditVerify
+        | ActionKind::AuditExport
+        | ActionKind::AuditCheckpoint
+        | ActionKind::ErasureShow
+        | ActionKind::ErasureList
+        | ActionKind::ErasureCertificate
+        | ActionKind::RestoreTestHistory => Some(db::CONSOLE),
+        _ => None,
+    }
+}
+
+/// `e`, or, when it says the server of `kind`'s database cannot be reached,
+/// [`Error::Unavailable`] naming that database.
+fn name_database(kind: ActionKind, e: Error) -> Error {
+    match (works_on(kind), e) {
+        (Some(which), Error::Database(d))
+            if matches!(
+                d,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            ) =>
+        {
+            Error::Unavailable {
+                which,
+                detail: d.to_string(),
+            }
+        }
+        (_, e) => e,
+    }
+}
+
+/// The reason in an unreachable-server error, without the prefix that
+/// names the variant.
+fn unreachable_detail(e: &Error) -> String {
+    match e {
+        Error::Unavailable { detail, .. } => detail.clone(),
+        Error::Database(d) => d.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// What the gate signs for: the domain-separated action of opening a session.
 const GATE_PURPOSE: &str = "gate";
 const GATE_ACTION: &[u8] = b"charon: open a console session";
@@ -407,6 +465,16 @@ impl Console {
             );
         }
         if let Some(e) = &refusal {
+            if e.is_unreachable() {
+                // The console database did not answer the role lookup: the
+                // entry cannot be written either. Refuse now rather than
+                // wait for a second connect timeout.
+                return Err(Error::AuditUnavailable(format!(
+                    "{}: {}",
+                    db::CONSOLE,
+                    unreachable_detail(e)
+                )));
+            }
             entry.error = Some(e.audit_code());
         }
         let first = self.record(&entry).await?;
@@ -416,7 +484,10 @@ impl Console {
         if !before_gate(kind) {
             self.state().last_activity = Instant::now();
         }
-        let result = self.run(action, progress).await;
+        let result = self
+            .run(action, progress)
+            .await
+            .map_err(|e| name_database(kind, e));
         let failure = match &result {
             Ok(Reply::AuditVerdict(v @ Verdict::Broken { seq, .. })) => Some((
                 "chain_broken".to_string(),
@@ -793,7 +864,13 @@ impl Console {
     async fn record(&self, entry: &NewEntry) -> Result<AuditRecord> {
         let rec = audit::append(&self.console, &self.audit.key, entry)
             .await
-            .map_err(|e| Error::AuditUnavailable(e.to_string()))?;
+            .map_err(|e| {
+                Error::AuditUnavailable(if e.is_unreachable() {
+                    format!("{}: {}", db::CONSOLE, unreachable_detail(&e))
+                } else {
+                    e.to_string()
+                })
+            })?;
         if let Some(m) = &self.audit.mirror {
             m.write(&rec)
                 .map_err(|e| Error::AuditUnavailable(e.to_string()))?;
