@@ -389,3 +389,168 @@ async fn cli_against_a_stopped_database_exits_non_zero_with_a_clear_message() {
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.contains(&s.tenant), "{out}");
 }
+
+/// SIGSTOPs a cluster's postmaster and every backend (a server that hangs
+/// rather than closes its connections, as a frozen VM or a network
+/// partition does); SIGCONT again when dropped, whatever the test did.
+struct Frozen(Vec<nix::unistd::Pid>);
+
+impl Frozen {
+    fn freeze(cluster: &Cluster) -> Frozen {
+        use nix::sys::signal::{Signal, kill};
+        let pidfile = std::fs::read_to_string(cluster.data_dir().join("postmaster.pid")).unwrap();
+        let postmaster: i32 = pidfile.lines().next().unwrap().trim().parse().unwrap();
+        let mut pids = vec![nix::unistd::Pid::from_raw(postmaster)];
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: comm may hold spaces, so after ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(nix::unistd::Pid::from_raw(pid));
+            }
+        }
+        for p in &pids {
+            kill(*p, Signal::SIGSTOP).unwrap();
+        }
+        Frozen(pids)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = nix::sys::signal::kill(*p, nix::sys::signal::Signal::SIGCONT);
+        }
+    }
+}
+
+/// A server that stops answering (SIGSTOP) instead of closing: the action
+/// is refused with a clear message within the configured timeouts, not
+/// left hanging, and the session carries on once the server answers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_server_is_reported_within_the_timeouts_not_hung() {
+    use charon::core::action::{Action, GateInput, Reply};
+    use charon::core::console::Console;
+    use charon::core::session::Session;
+
+    let s = setup().await;
+    let config = charon::core::config::Config::demo(s.pluto.url.clone(), s.console.url.clone());
+    let console = Console::connect(&config, Session::demo(Role::Support))
+        .await
+        .unwrap();
+    console
+        .dispatch(Action::Authenticate(GateInput::DemoRole(Role::Support)))
+        .await
+        .unwrap();
+    let search = || Action::SearchTenants {
+        query: query_for(&s.tenant),
+    };
+    assert!(matches!(
+        console.dispatch(search()).await.unwrap(),
+        Reply::Tenants(_)
+    ));
+    let bound = config.timeouts.connect + config.timeouts.statement + Duration::from_secs(5);
+
+    for (which, db) in [("pluto", &s.pluto), ("console", &s.console)] {
+        let frozen = Frozen::freeze(&db.cluster);
+        let t = Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(60), console.dispatch(search())).await;
+        let took = t.elapsed();
+        drop(frozen);
+        println!("{which} frozen: {took:?} {r:?}");
+        let e = r
+            .unwrap_or_else(|_| panic!("{which} frozen: the action hung for 60 s"))
+            .unwrap_err();
+        assert!(took < bound, "{which} frozen: {took:?}, bound {bound:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(which), "{msg}");
+        // Back: the same console carries on.
+        let mut back = None;
+        for _ in 0..50 {
+            match console.dispatch(search()).await {
+                Ok(r) => {
+                    back = Some(r);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        assert!(
+            matches!(back, Some(Reply::Tenants(ref hits)) if !hits.is_empty()),
+            "{which}: {back:?}"
+        );
+    }
+    let c = s.console.pool().await;
+    let verdict = audit::verify(&c, &config.audit.load_key().unwrap(), None, None, |_| {}).await;
+    // The demo configuration's key is random per load: only check it runs.
+    assert!(verdict.is_ok(), "{verdict:?}");
+}
+
+/// The server freezes while a query is in flight (here: the search waits
+/// on a lock another session holds, then the server stops answering, so
+/// its statement timeout can never fire): the action still ends within a
+/// bound, with the database named, and the session carries on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_frozen_mid_query_does_not_hang_the_action() {
+    use charon::core::action::{Action, GateInput, Reply};
+    use charon::core::console::Console;
+    use charon::core::session::Session;
+
+    let s = setup().await;
+    let config = charon::core::config::Config::demo(s.pluto.url.clone(), s.console.url.clone());
+    let console = Console::connect(&config, Session::demo(Role::Support))
+        .await
+        .unwrap();
+    console
+        .dispatch(Action::Authenticate(GateInput::DemoRole(Role::Support)))
+        .await
+        .unwrap();
+    let search = || Action::SearchTenants {
+        query: query_for(&s.tenant),
+    };
+    console.dispatch(search()).await.unwrap();
+
+    let mut locker = PgConnection::connect(s.pluto.url.expose()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE businesses IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let c2 = console.clone();
+    let q = search();
+    let t = Instant::now();
+    let task = tokio::spawn(async move { c2.dispatch(q).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let frozen = Frozen::freeze(&s.pluto.cluster);
+    let r = tokio::time::timeout(Duration::from_secs(60), task).await;
+    let took = t.elapsed();
+    drop(frozen);
+    drop(locker);
+    println!("frozen mid-query: {took:?} {r:?}");
+    let e = r
+        .expect("the action hung for 60 s on a frozen server")
+        .unwrap()
+        .unwrap_err();
+    let bound = config.timeouts.connect + 2 * config.timeouts.statement + Duration::from_secs(5);
+    assert!(took < bound, "{took:?}, bound {bound:?}");
+    assert!(e.to_string().contains("pluto"), "{e}");
+    let mut back = None;
+    for _ in 0..50 {
+        match console.dispatch(search()).await {
+            Ok(r) => {
+                back = Some(r);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    assert!(matches!(back, Some(Reply::Tenants(_))), "{back:?}");
+}

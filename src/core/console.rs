@@ -112,6 +112,10 @@ pub struct Console {
     /// interactive one (exact row counts of a large database take longer).
     restore_live: crate::core::config::DbUrl,
     connect_timeout: Duration,
+    /// How long an interactive action's database work, the role lookup and
+    /// the audit append may take before the database counts as not
+    /// answering: the connect timeout plus twice the statement timeout.
+    answer_within: Duration,
 }
 
 /// Previews of this session, applied later by token: an apply takes exactly
@@ -233,6 +237,31 @@ fn name_database(kind: ActionKind, e: Error) -> Error {
             }
         }
         (_, e) => e,
+    }
+}
+
+/// Actions a front end waits for interactively (a few statements each):
+/// their database work is bounded by `Console::answer_within`. Not the
+/// long ones (verify, export, a sweep over a tenant), whose statements are
+/// each bounded by the statement timeout only.
+fn interactive(kind: ActionKind) -> bool {
+    works_on(kind).is_some()
+        && !matches!(
+            kind,
+            ActionKind::AuditVerify
+                | ActionKind::AuditExport
+                | ActionKind::AuditCheckpoint
+                | ActionKind::RedactSweepPreview
+        )
+}
+
+/// A database that did not answer within `bound`: a server frozen or cut
+/// off mid-query (no connection error comes, and its statement timeout
+/// cannot fire), counted as unreachable.
+fn no_answer(which: &'static str, bound: Duration) -> Error {
+    Error::Unavailable {
+        which,
+        detail: format!("no answer within {} s", bound.as_secs()),
     }
 }
 
@@ -400,6 +429,7 @@ impl Console {
             restore: Arc::new(config.restore.clone()),
             restore_live: config.pluto_read_url.clone(),
             connect_timeout: config.timeouts.connect,
+            answer_within: config.timeouts.connect + 2 * config.timeouts.statement,
         })
     }
 
@@ -443,7 +473,10 @@ impl Console {
     {
         let kind = action.kind();
         let session = self.session();
-        let (role, refusal) = self.authorise(&session, &action).await;
+        let bound = self.answer_within;
+        let (role, refusal) = tokio::time::timeout(bound, self.authorise(&session, &action))
+            .await
+            .unwrap_or_else(|_| (session.role, Some(no_answer(db::CONSOLE, bound))));
         let outcome = if refusal.is_none() {
             Outcome::Allowed
         } else {
@@ -484,10 +517,14 @@ impl Console {
         if !before_gate(kind) {
             self.state().last_activity = Instant::now();
         }
-        let result = self
-            .run(action, progress)
-            .await
-            .map_err(|e| name_database(kind, e));
+        let run = self.run(action, progress);
+        let result = match works_on(kind).filter(|_| interactive(kind)) {
+            Some(which) => tokio::time::timeout(bound, run)
+                .await
+                .unwrap_or_else(|_| Err(no_answer(which, bound))),
+            None => run.await,
+        }
+        .map_err(|e| name_database(kind, e));
         let failure = match &result {
             Ok(Reply::AuditVerdict(v @ Verdict::Broken { seq, .. })) => Some((
                 "chain_broken".to_string(),
@@ -861,9 +898,16 @@ impl Console {
 
     /// Appends an entry (and mirrors it). Any failure is
     /// [`Error::AuditUnavailable`]: the caller must not run the action.
+    /// An append the console database does not answer within
+    /// `answer_within` is a failure too; should the server commit it later
+    /// (it was frozen, not gone), the log holds an entry for an action that
+    /// was refused, never the reverse, and the chain stays linked (the
+    /// write only lands on the head it was computed from).
     async fn record(&self, entry: &NewEntry) -> Result<AuditRecord> {
-        let rec = audit::append(&self.console, &self.audit.key, entry)
+        let bound = self.answer_within;
+        let rec = tokio::time::timeout(bound, audit::append(&self.console, &self.audit.key, entry))
             .await
+            .unwrap_or_else(|_| Err(no_answer(db::CONSOLE, bound)))
             .map_err(|e| {
                 Error::AuditUnavailable(if e.is_unreachable() {
                     format!("{}: {}", db::CONSOLE, unreachable_detail(&e))
