@@ -394,7 +394,7 @@ async fn session(
                 Action::RecordShow {
                     tenant,
                     kind,
-                    id: row.id.clone(),
+                    id: row.id,
                 },
             )
             .await;
