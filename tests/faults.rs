@@ -260,7 +260,10 @@ async fn tui_pluto_stopped_mid_session_says_unreachable_refuses_and_resumes() {
         "pluto stopped: reported after {:.1} s\n{screen}",
         stopped.elapsed().as_secs_f64()
     );
-    assert!(screen.contains("pluto"), "names the database:\n{screen}");
+    assert!(
+        screen.contains("database unreachable — pluto:"),
+        "names the database:\n{screen}"
+    );
     assert!(
         !screen.contains(&s.tenant),
         "fail closed: no tenant shown while Pluto is down:\n{screen}"
@@ -304,7 +307,10 @@ async fn tui_console_database_stopped_refuses_every_action_and_resumes() {
         "console stopped: reported after {:.1} s\n{screen}",
         stopped.elapsed().as_secs_f64()
     );
-    assert!(screen.contains("refused"), "{screen}");
+    assert!(
+        screen.contains("action refused (console:"),
+        "names the database:\n{screen}"
+    );
     assert!(
         !screen.contains(&s.tenant),
         "fail closed: nothing shown without an audit entry:\n{screen}"
