@@ -3,7 +3,7 @@
 # the table (figure, target, measured, baseline, met) at the top of
 # BENCHMARKS.md. The detailed write-ups below the table are left alone.
 #
-#   scripts/bench.sh            # full scale: 100,000 tenants, ~10 M rows (~30-40 min)
+#   scripts/bench.sh            # full scale: 100,000 tenants, ~10 M rows (~40 min)
 #   scripts/bench.sh --quick    # a small run that checks the runner itself (~3 min)
 #   scripts/bench.sh --tenants 30000
 #
@@ -27,6 +27,8 @@ RESTORE_ROUNDS=2
 ERASURE_RECEIPTS=1000
 ERASURE_TRIPS=500
 ERASURE_POINTS=2000000
+LOAD_SESSIONS=50
+LOAD_SECS=180
 QUICK=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
       QUICK=" (quick run: reduced scale, for checking the runner, not the targets)"
       TENANTS=2000 SEARCH_SAMPLES=40 RECORDS_SAMPLES=10 RECORDS_DIVISOR=50
       AUDIT_CHAIN=40000 AUDIT_APPENDS=1000 RESTORE_ROUNDS=1
-      ERASURE_RECEIPTS=50 ERASURE_TRIPS=20 ERASURE_POINTS=20000
+      ERASURE_RECEIPTS=50 ERASURE_TRIPS=20 ERASURE_POINTS=20000 LOAD_SECS=15
       ;;
     --tenants) TENANTS="$2"; shift ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
@@ -100,6 +102,9 @@ CHARON_TEST_DATABASE_URL="$SERVER" target/release/examples/bench_audit "$AUDIT_C
 
 log "restore test"
 "$BIN" bench restore --tenants "$TENANTS" --seed "$SEED" --jobs 2 --rounds "$RESTORE_ROUNDS" --pluto-url "$PLUTO"
+
+log "load: $LOAD_SESSIONS concurrent sessions"
+DATABASE_URL="$SERVER" "$BIN" bench load --sessions "$LOAD_SESSIONS" --secs "$LOAD_SECS" --tenants 2000 --seed "$SEED" || true
 
 # Last: it adds (and erases) a subject in the seeded database.
 log "erasure"

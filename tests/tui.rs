@@ -325,6 +325,37 @@ fn arrows_move_while_typing_and_enter_opens_the_tenant() {
     }
 }
 
+/// Fail closed: when a search fails (the database went away), the hits of
+/// the earlier query are not left on screen as if they answered this one.
+#[test]
+fn a_failed_search_shows_the_failure_not_the_earlier_hits() {
+    let mut s = SearchScreen::new();
+    let (id, _) = search_of(&s.update(&Msg::SetQuery(String::new())));
+    s.update(&done(
+        id,
+        Reply::Tenants(vec![
+            hit("Alpha", Matched::Recent),
+            hit("Beta", Matched::Recent),
+        ]),
+    ));
+    assert!(text(&render_screen(&s, 100, 8)).contains("Alpha"));
+    let (id, _) = search_of(&s.update(&Msg::SetQuery("acme".into())));
+    let cmds = s.update(&failed(
+        id,
+        Failure {
+            message: "database unreachable — pluto: no answer within 15 s".into(),
+            unreachable: true,
+            mfa_required: false,
+        },
+    ));
+    assert!(matches!(cmds.as_slice(), [Command::Error(_)]));
+    let screen = text(&render_screen(&s, 100, 8));
+    assert!(screen.contains("database unreachable"), "{screen}");
+    assert!(!screen.contains("Alpha"), "{screen}");
+    assert!(!screen.contains("Beta"), "{screen}");
+    assert!(s.selected().is_none());
+}
+
 #[test]
 fn list_mode_has_vim_keys_and_slash_returns_to_the_input() {
     let mut s = SearchScreen::new();

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::bench_table::{self, Figure, ms};
+use super::bench_table::{self, Figure, ms, pct};
 use super::demo::{seed_into, start_server};
 use crate::core::action::{Action, GateInput};
 use crate::core::config::{Config, DbUrl, with_database};
@@ -93,6 +93,27 @@ pub enum BenchCommand {
         #[arg(long)]
         met: Option<bool>,
     },
+    /// Many concurrent console sessions (search, tenant overview, records
+    /// page, record view, each audited): p50/p95/max per action and
+    /// throughput; fails when an audit entry is lost or forked or a session
+    /// does not finish.
+    Load {
+        #[arg(long, default_value_t = 50)]
+        sessions: usize,
+        /// How long the sessions run.
+        #[arg(long, default_value_t = 180)]
+        secs: u64,
+        #[arg(long, default_value_t = 2_000)]
+        tenants: u32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Connections of each of the two shared pools.
+        #[arg(long, default_value_t = 20)]
+        pool: u32,
+        /// Pause between two actions of a session, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        think_ms: u64,
+    },
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
@@ -142,6 +163,23 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
         } => {
             bench_table::record(&[Figure::new(figure, target, measured, baseline, met)])?;
             return Ok(0);
+        }
+        BenchCommand::Load {
+            sessions,
+            secs,
+            tenants,
+            seed,
+            pool,
+            think_ms,
+        } => {
+            let opts = super::bench_load::LoadOptions {
+                sessions,
+                duration: Duration::from_secs(secs),
+                pool_size: pool,
+                think: Duration::from_millis(think_ms),
+                ..Default::default()
+            };
+            return super::bench_load::run(tenants, seed, opts).await;
         }
     };
     let (server, pluto, console_url) = match pluto_url {
@@ -284,14 +322,8 @@ fn overhead(ours: Duration, bare: Duration) -> f64 {
     (ours.as_secs_f64() / bare.as_secs_f64().max(1e-9) - 1.0) * 100.0
 }
 
-fn pct(v: &mut [Duration], p: usize) -> Duration {
-    v.sort();
-    let i = ((v.len() * p).div_ceil(100)).saturating_sub(1);
-    v.get(i).copied().unwrap_or_default()
-}
-
 /// Realistic queries drawn from the seeded data itself.
-async fn sample_queries(
+pub(super) async fn sample_queries(
     pool: &PgPool,
     n: usize,
 ) -> anyhow::Result<Vec<(&'static str, Vec<String>)>> {

@@ -145,6 +145,13 @@ pub fn write_table(results: &Path, benchmarks: &Path, about: &str) -> anyhow::Re
     Ok(figures.len())
 }
 
+/// The `p`-th percentile (nearest rank) of `v`, which it sorts.
+pub fn pct(v: &mut [std::time::Duration], p: usize) -> std::time::Duration {
+    v.sort();
+    let i = ((v.len() * p).div_ceil(100)).saturating_sub(1);
+    v.get(i).copied().unwrap_or_default()
+}
+
 /// Milliseconds with two decimals.
 pub fn ms(d: std::time::Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)

@@ -6,6 +6,7 @@ mod admin;
 pub mod audit;
 mod bench;
 mod bench_erasure;
+pub mod bench_load;
 mod bench_restore;
 pub mod bench_table;
 mod datamap;

@@ -112,6 +112,10 @@ pub struct Console {
     /// interactive one (exact row counts of a large database take longer).
     restore_live: crate::core::config::DbUrl,
     connect_timeout: Duration,
+    /// How long an interactive action's database work, the role lookup and
+    /// the audit append may take before the database counts as not
+    /// answering: the connect timeout plus twice the statement timeout.
+    answer_within: Duration,
 }
 
 /// Previews of this session, applied later by token: an apply takes exactly
@@ -186,6 +190,89 @@ pub fn needs_step_up(kind: ActionKind) -> bool {
             | ActionKind::KeyRevoke
             | ActionKind::KeyVerify
     )
+}
+
+/// The one database an action's own work (after its audit entry) uses,
+/// when it is just one: a server-unreachable error from it is reported as
+/// that database being unavailable, so the operator reads which one is down.
+fn works_on(kind: ActionKind) -> Option<&'static str> {
+    match kind {
+        ActionKind::SearchTenants
+        | ActionKind::OpenTenant
+        | ActionKind::RecordsList
+        | ActionKind::RecordShow
+        | ActionKind::TripRoute
+        | ActionKind::Reveal
+        | ActionKind::RedactPreview
+        | ActionKind::RedactSweepPreview => Some(db::PLUTO),
+        ActionKind::GateStatus
+        | ActionKind::OperatorList
+        | ActionKind::KeyList
+        | ActionKind::AuditList
+        | ActionKind::AuditShow
+        | ActionKind::AuditVerify
+        | ActionKind::AuditExport
+        | ActionKind::AuditCheckpoint
+        | ActionKind::ErasureShow
+        | ActionKind::ErasureList
+        | ActionKind::ErasureCertificate
+        | ActionKind::RestoreTestHistory => Some(db::CONSOLE),
+        _ => None,
+    }
+}
+
+/// `e`, or, when it says the server of `kind`'s database cannot be reached,
+/// [`Error::Unavailable`] naming that database.
+fn name_database(kind: ActionKind, e: Error) -> Error {
+    match (works_on(kind), e) {
+        (Some(which), Error::Database(d))
+            if matches!(
+                d,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            ) =>
+        {
+            Error::Unavailable {
+                which,
+                detail: d.to_string(),
+            }
+        }
+        (_, e) => e,
+    }
+}
+
+/// Actions a front end waits for interactively (a few statements each):
+/// their database work is bounded by `Console::answer_within`. Not the
+/// long ones (verify, export, a sweep over a tenant), whose statements are
+/// each bounded by the statement timeout only.
+fn interactive(kind: ActionKind) -> bool {
+    works_on(kind).is_some()
+        && !matches!(
+            kind,
+            ActionKind::AuditVerify
+                | ActionKind::AuditExport
+                | ActionKind::AuditCheckpoint
+                | ActionKind::RedactSweepPreview
+        )
+}
+
+/// A database that did not answer within `bound`: a server frozen or cut
+/// off mid-query (no connection error comes, and its statement timeout
+/// cannot fire), counted as unreachable.
+fn no_answer(which: &'static str, bound: Duration) -> Error {
+    Error::Unavailable {
+        which,
+        detail: format!("no answer within {} s", bound.as_secs()),
+    }
+}
+
+/// The reason in an unreachable-server error, without the prefix that
+/// names the variant.
+fn unreachable_detail(e: &Error) -> String {
+    match e {
+        Error::Unavailable { detail, .. } => detail.clone(),
+        Error::Database(d) => d.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// What the gate signs for: the domain-separated action of opening a session.
@@ -342,6 +429,7 @@ impl Console {
             restore: Arc::new(config.restore.clone()),
             restore_live: config.pluto_read_url.clone(),
             connect_timeout: config.timeouts.connect,
+            answer_within: config.timeouts.connect + 2 * config.timeouts.statement,
         })
     }
 
@@ -385,7 +473,10 @@ impl Console {
     {
         let kind = action.kind();
         let session = self.session();
-        let (role, refusal) = self.authorise(&session, &action).await;
+        let bound = self.answer_within;
+        let (role, refusal) = tokio::time::timeout(bound, self.authorise(&session, &action))
+            .await
+            .unwrap_or_else(|_| (session.role, Some(no_answer(db::CONSOLE, bound))));
         let outcome = if refusal.is_none() {
             Outcome::Allowed
         } else {
@@ -407,6 +498,16 @@ impl Console {
             );
         }
         if let Some(e) = &refusal {
+            if e.is_unreachable() {
+                // The console database did not answer the role lookup: the
+                // entry cannot be written either. Refuse now rather than
+                // wait for a second connect timeout.
+                return Err(Error::AuditUnavailable(format!(
+                    "{}: {}",
+                    db::CONSOLE,
+                    unreachable_detail(e)
+                )));
+            }
             entry.error = Some(e.audit_code());
         }
         let first = self.record(&entry).await?;
@@ -416,7 +517,14 @@ impl Console {
         if !before_gate(kind) {
             self.state().last_activity = Instant::now();
         }
-        let result = self.run(action, progress).await;
+        let run = self.run(action, progress);
+        let result = match works_on(kind).filter(|_| interactive(kind)) {
+            Some(which) => tokio::time::timeout(bound, run)
+                .await
+                .unwrap_or_else(|_| Err(no_answer(which, bound))),
+            None => run.await,
+        }
+        .map_err(|e| name_database(kind, e));
         let failure = match &result {
             Ok(Reply::AuditVerdict(v @ Verdict::Broken { seq, .. })) => Some((
                 "chain_broken".to_string(),
@@ -790,10 +898,23 @@ impl Console {
 
     /// Appends an entry (and mirrors it). Any failure is
     /// [`Error::AuditUnavailable`]: the caller must not run the action.
+    /// An append the console database does not answer within
+    /// `answer_within` is a failure too; should the server commit it later
+    /// (it was frozen, not gone), the log holds an entry for an action that
+    /// was refused, never the reverse, and the chain stays linked (the
+    /// write only lands on the head it was computed from).
     async fn record(&self, entry: &NewEntry) -> Result<AuditRecord> {
-        let rec = audit::append(&self.console, &self.audit.key, entry)
+        let bound = self.answer_within;
+        let rec = tokio::time::timeout(bound, audit::append(&self.console, &self.audit.key, entry))
             .await
-            .map_err(|e| Error::AuditUnavailable(e.to_string()))?;
+            .unwrap_or_else(|_| Err(no_answer(db::CONSOLE, bound)))
+            .map_err(|e| {
+                Error::AuditUnavailable(if e.is_unreachable() {
+                    format!("{}: {}", db::CONSOLE, unreachable_detail(&e))
+                } else {
+                    e.to_string()
+                })
+            })?;
         if let Some(m) = &self.audit.mirror {
             m.write(&rec)
                 .map_err(|e| Error::AuditUnavailable(e.to_string()))?;

@@ -12,9 +12,24 @@ use crate::core::{Error, Result};
 pub const PLUTO: &str = "pluto";
 pub const CONSOLE: &str = "console";
 
-/// Opens a pool. Every connection gets the configured statement timeout.
-/// The error names the database (`which`) and PostgreSQL's reason, never the URL.
+/// Connections per pool of one console process.
+pub const POOL_SIZE: u32 = 8;
+
+/// Opens a pool of [`POOL_SIZE`] connections. Every connection gets the
+/// configured statement timeout. The error names the database (`which`) and
+/// PostgreSQL's reason, never the URL.
 pub async fn connect(url: &DbUrl, which: &'static str, timeouts: &Timeouts) -> Result<PgPool> {
+    connect_sized(url, which, timeouts, POOL_SIZE).await
+}
+
+/// As [`connect`], with at most `max_connections` (the load benchmark
+/// shares one pool per database between many sessions).
+pub async fn connect_sized(
+    url: &DbUrl,
+    which: &'static str,
+    timeouts: &Timeouts,
+    max_connections: u32,
+) -> Result<PgPool> {
     let options = PgConnectOptions::from_str(url.expose())
         .map_err(|e| Error::Config(format!("{which} database URL is not valid: {e}")))?
         .application_name("charon")
@@ -23,7 +38,7 @@ pub async fn connect(url: &DbUrl, which: &'static str, timeouts: &Timeouts) -> R
             timeouts.statement.as_millis().to_string(),
         )]);
     PgPoolOptions::new()
-        .max_connections(8)
+        .max_connections(max_connections)
         .acquire_timeout(timeouts.connect)
         .connect_with(options)
         .await

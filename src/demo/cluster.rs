@@ -146,6 +146,26 @@ impl Cluster {
         Ok(())
     }
 
+    /// Stops the server (fast shutdown: open sessions are ended) and keeps
+    /// its data; [`Cluster::start_server`] starts it again. The fault tests
+    /// stop a database in the middle of a console session with it.
+    pub fn stop_server(&self) -> Result<()> {
+        let r = &self.running;
+        let data = r.dir.join("data");
+        run(
+            r,
+            "pg_ctl",
+            [
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-m"),
+                OsStr::new("fast"),
+                OsStr::new("-w"),
+                OsStr::new("stop"),
+            ],
+        )
+    }
+
     /// The directory holding the data and the socket.
     pub fn dir(&self) -> &Path {
         &self.running.dir

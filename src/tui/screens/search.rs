@@ -186,6 +186,10 @@ impl SearchScreen {
                 ))]
             }
             Err(f) => {
+                // Fail closed: the hits of an earlier query are not shown as
+                // if they answered this one (e.g. while the database is down).
+                self.hits.clear();
+                self.nav = ListNav::default();
                 self.state = Load::Failed(f.message.clone());
                 vec![Command::Error(f.message.clone())]
             }
