@@ -733,8 +733,21 @@ async fn two_compliance_officers_erase_a_subject() {
         .await
         .unwrap();
     assert!(screen.contains(&sha[..16]), "{screen}");
+    // The creator cannot approve: a second officer must.
+    a.let_touch_age();
+    a.keys(&["a"]);
+    a.wait_for("Approve the plan");
+    a.keys(&["y"]);
+    a.step_up("approval of erasure plan");
+    a.wait_for("the officer who created a request cannot approve it");
     a.quit_and_check_terminal();
     drop(a);
+    let state: String = sqlx::query_scalar("SELECT state FROM erasure_requests WHERE id = $1")
+        .bind(id)
+        .fetch_one(&s.console.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "planned");
 
     // Officer B, at another account, approves exactly that plan.
     let b = s.tui_as("erase-b", other_uid, &KEY_B, 1);
@@ -834,23 +847,30 @@ async fn two_compliance_officers_erase_a_subject() {
             .await
             .unwrap();
     assert_eq!(steps, [("receipts_bucket".to_string(), "done".to_string())]);
-    // Who did what, in the audit log.
-    let by: Vec<(String, String)> = sqlx::query_as(
-        "SELECT action, operator FROM audit_log
+    // Who did what, in the audit log: each sensitive step first refused for
+    // want of a fresh touch (denied), then run after the step-up; the
+    // creator's own approval entered, then failed.
+    let by: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT action, operator, outcome FROM audit_log
          WHERE action IN ('erasure.create', 'erasure.plan', 'erasure.approve', 'erasure.execute')
-           AND outcome = 'allowed' ORDER BY seq",
+         ORDER BY seq",
     )
     .fetch_all(&s.console.pool)
     .await
     .unwrap();
-    let expected: Vec<(String, String)> = [
-        ("erasure.create", &me),
-        ("erasure.plan", &me),
-        ("erasure.approve", &other),
-        ("erasure.execute", &me),
+    let expected: Vec<(String, String, String)> = [
+        ("erasure.create", &me, "allowed"),
+        ("erasure.plan", &me, "allowed"),
+        ("erasure.approve", &me, "denied"),
+        ("erasure.approve", &me, "allowed"),
+        ("erasure.approve", &me, "failed"),
+        ("erasure.approve", &other, "denied"),
+        ("erasure.approve", &other, "allowed"),
+        ("erasure.execute", &me, "denied"),
+        ("erasure.execute", &me, "allowed"),
     ]
     .iter()
-    .map(|(a, o)| (a.to_string(), o.to_string()))
+    .map(|(a, o, r)| (a.to_string(), o.to_string(), r.to_string()))
     .collect();
     assert_eq!(by, expected);
     s.assert_chain_intact().await;
