@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 /// How long a wait for something on screen lasts by default.
 pub const WAIT: Duration = Duration::from_secs(90);
 
+/// How long a wait looks for the same screen twice before it takes a
+/// changing one as it is.
+const SETTLE: Duration = Duration::from_secs(3);
+
 /// The charon binary under test: `$CHARON_E2E_BIN` when set (CI points it
 /// at the release build), else the one cargo built for this test run.
 pub fn charon_bin() -> PathBuf {
@@ -96,13 +100,28 @@ impl Tmux {
     }
 
     /// Waits until `done(screen)` holds; `what` names it in the failure.
+    ///
+    /// A capture can catch a frame half drawn (the new text in one corner,
+    /// the old screen elsewhere), so the screen returned is a settled one:
+    /// the same in two captures in a row (or, for a screen that never stops
+    /// changing, the last one that still satisfies `done` a moment later).
     pub fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
+        let mut previous: Option<String> = None;
+        let mut first_seen: Option<Instant> = None;
         loop {
             let s = self.screen();
             if done(&s) {
-                return s;
+                let seen = *first_seen.get_or_insert_with(Instant::now);
+                if previous.as_deref() == Some(s.as_str()) || seen.elapsed() > SETTLE {
+                    return s;
+                }
+                previous = Some(s);
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
             }
+            previous = None;
+            first_seen = None;
             if self.dead() {
                 // One last look: the final frame may have arrived with the exit.
                 let s = self.screen();
