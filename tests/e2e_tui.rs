@@ -7,8 +7,8 @@
 //!
 //! The TUI learns who is at the keyboard from the OS account running it
 //! (real uid, passwd database), never from a flag: the second compliance
-//! officer of the erasure runs charon as another account (`setpriv` when the
-//! tests run as root, else a user namespace mapping to that uid).
+//! officer of the erasure runs charon as another account, uid 65534 (a user
+//! namespace mapping this account to it, else `setpriv` when root).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -246,13 +246,35 @@ fn other_account() -> (String, u32) {
     (user.name, uid)
 }
 
-/// The command prefix that runs a program as `uid`.
-fn run_as(uid: u32) -> String {
-    if nix::unistd::geteuid().is_root() {
-        format!("setpriv --reuid={uid} --regid={uid} --clear-groups")
-    } else {
-        format!("unshare --user --map-user={uid} --map-group={uid}")
+/// The command prefix that runs a program as `uid`: a user namespace that
+/// maps this account to `uid` (files stay reachable as they are for this
+/// account), else, as root, `setpriv` to that account (which must then be
+/// able to read the binary and the configuration).
+fn run_as(uid: u32, bin: &std::path::Path, cfg: &std::path::Path) -> String {
+    let works = |prefix: &str, check: &std::path::Path| {
+        let mut words = prefix.split_whitespace();
+        let program = words.next().unwrap();
+        std::process::Command::new(program)
+            .args(words)
+            .arg("test")
+            .arg("-r")
+            .arg(check)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let userns = format!("unshare --user --map-user={uid} --map-group={uid}");
+    if works(&userns, bin) {
+        return userns;
     }
+    let setpriv = format!("setpriv --reuid={uid} --regid={uid} --clear-groups");
+    if nix::unistd::geteuid().is_root() && works(&setpriv, bin) && works(&setpriv, cfg) {
+        return setpriv;
+    }
+    panic!(
+        "cannot run charon as uid {uid} for the second operator: user namespaces are not \
+         available, and setpriv needs root and a binary that uid can read \
+         (set CHARON_E2E_BIN to such a path)"
+    );
 }
 
 /// charon's TUI in a tmux pane, and the key its operator touches.
@@ -271,7 +293,9 @@ impl Term {
         key: &'static TestOtpKey,
         first_otp: u8,
     ) -> Term {
-        let prefix = uid.map(|u| format!("{} ", run_as(u))).unwrap_or_default();
+        let prefix = uid
+            .map(|u| format!("{} ", run_as(u, &charon_bin(), &s.bin.cfg)))
+            .unwrap_or_default();
         // After charon: its exit code and the terminal's modes, to prove the
         // terminal was handed back (no raw mode, no alternate screen).
         let cmd = format!(
