@@ -39,7 +39,7 @@ impl Demo {
             sh_quote(&tmp.to_string_lossy()),
             sh_quote(&charon_bin().to_string_lossy())
         );
-        let tmux = Tmux::start(&format!("demo-{name}"), &cmd, &[], 120, 36);
+        let tmux = Tmux::start(&format!("demo-{name}"), &cmd, 120, 36);
         Demo { tmux, tmp }
     }
 

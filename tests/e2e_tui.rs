@@ -14,6 +14,7 @@
 mod common;
 
 use std::cell::Cell;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -121,7 +122,6 @@ impl Setup {
         // The second operator is another OS account: it must read the
         // configuration (database URLs without passwords; the keys are in
         // the environment).
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(&bin.cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
         Setup {
@@ -296,24 +296,27 @@ impl Term {
         let prefix = uid
             .map(|u| format!("{} ", run_as(u, &charon_bin(), &s.bin.cfg)))
             .unwrap_or_default();
+        // The keys come from a file only this account reads (as a
+        // deployment passes them), sourced before any change of account.
+        let env = s.bin.dir.path().join("keys.env");
+        std::fs::write(
+            &env,
+            format!(
+                "export CHARON_AUDIT_KEY={AUDIT_KEY_HEX}\nexport CHARON_MASTER_KEY={}\n",
+                hex::encode(MASTER)
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
         // After charon: its exit code and the terminal's modes, to prove the
         // terminal was handed back (no raw mode, no alternate screen).
         let cmd = format!(
-            "{prefix}{} --config {} tui; echo \"charon exited with $?\"; stty -a; read -r _done",
+            ". {}; {prefix}{} --config {} tui; echo \"charon exited with $?\"; stty -a; read -r _done",
+            sh_quote(&env.to_string_lossy()),
             sh_quote(&charon_bin().to_string_lossy()),
             sh_quote(&s.bin.cfg.to_string_lossy()),
         );
-        let master = hex::encode(MASTER);
-        let tmux = Tmux::start(
-            name,
-            &cmd,
-            &[
-                ("CHARON_AUDIT_KEY", AUDIT_KEY_HEX),
-                ("CHARON_MASTER_KEY", &master),
-            ],
-            140,
-            40,
-        );
+        let tmux = Tmux::start(name, &cmd, 140, 40);
         Term {
             tmux,
             key,
@@ -618,7 +621,8 @@ async fn support_finds_a_tenant_opens_a_receipt_and_reveals_a_field_with_a_reaso
 
     // The first try was refused for want of a fresh touch; after the
     // step-up the reveal ran, with its reason, the field and the row.
-    let reveals: Vec<(String, Option<String>, Vec<String>, Option<String>, bool)> = sqlx::query_as(
+    type Reveal = (String, Option<String>, Vec<String>, Option<String>, bool);
+    let reveals: Vec<Reveal> = sqlx::query_as(
         "SELECT outcome, reason, target_columns, target_pk, details ? 'step_up'
              FROM audit_log WHERE action = 'records.reveal' AND operator = $1 ORDER BY seq",
     )

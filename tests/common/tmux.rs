@@ -46,26 +46,30 @@ pub struct Tmux {
 }
 
 impl Tmux {
-    /// Starts `cmd` (a shell command line) in a new detached session named
-    /// `charon-e2e-NAME-PID`, `width`×`height` cells, with `env` set in the
-    /// pane's environment (kept off the command line). The pane stays after
+    /// Starts `cmd` (an `sh` command line) in a new detached session named
+    /// `charon-e2e-NAME-PID`, `width`×`height` cells. The pane stays after
     /// the command exits, so its last screen can still be read.
-    pub fn start(name: &str, cmd: &str, env: &[(&str, &str)], width: u16, height: u16) -> Tmux {
+    pub fn start(name: &str, cmd: &str, width: u16, height: u16) -> Tmux {
         let session = format!("charon-e2e-{name}-{}", std::process::id());
         let _ = tmux(&["kill-session", "-t", &session]);
         let (w, h) = (width.to_string(), height.to_string());
-        let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let gate = format!("read -r _go; {cmd}");
-        let mut args = vec!["new-session", "-d", "-s", &session, "-x", &w, "-y", &h];
-        for v in &vars {
-            args.push("-e");
-            args.push(v);
-        }
+        // Under `sh` whatever the account's shell is; the pane's process
+        // stays the same (exec) from the shell to the command.
+        let gate = format!("exec sh -c {}", sh_quote(&format!("read -r _go; {cmd}")));
         // The command starts only after remain-on-exit is set: a quick
         // failure must still leave its message on screen.
-        args.push(&gate);
         let out = Command::new("tmux")
-            .args(&args)
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                &w,
+                "-y",
+                &h,
+                &gate,
+            ])
             .output()
             .expect("tmux is installed (.ci/run installs it)");
         assert!(
