@@ -277,6 +277,9 @@ fn run_as(uid: u32, bin: &std::path::Path, cfg: &std::path::Path) -> String {
     );
 }
 
+/// What the pane prints when charon has exited (then its exit code).
+const EXITED: &str = "charon exited with";
+
 /// charon's TUI in a tmux pane, and the key its operator touches.
 struct Term {
     tmux: Tmux,
@@ -311,7 +314,7 @@ impl Term {
         // After charon: its exit code and the terminal's modes, to prove the
         // terminal was handed back (no raw mode, no alternate screen).
         let cmd = format!(
-            ". {}; {prefix}{} --config {} tui; echo \"charon exited with $?\"; stty -a; read -r _done",
+            ". {}; {prefix}{} --config {} tui; echo \"{EXITED} $?\"; stty -a; read -r _done",
             sh_quote(&env.to_string_lossy()),
             sh_quote(&charon_bin().to_string_lossy()),
             sh_quote(&s.bin.cfg.to_string_lossy()),
@@ -341,7 +344,7 @@ impl Term {
         assert!(!screen.contains("Find a tenant"), "{screen}");
         self.touch();
         let who = format!("{operator} ({role})");
-        let screen = self.tmux.wait_until("the search screen", WAIT, |s| {
+        let screen = self.wait_until("the search screen", WAIT, |s| {
             s.contains("Find a tenant") && s.contains(&who)
         });
         assert!(!screen.contains("hardware-key gate"), "{screen}");
@@ -374,7 +377,16 @@ impl Term {
     }
 
     fn wait_for(&self, what: &str) -> String {
-        self.tmux.wait_for(what, WAIT)
+        self.wait_until(&format!("`{what}`"), WAIT, |s| s.contains(what))
+    }
+
+    /// As [`Tmux::wait_until`], but fails at once when charon has exited.
+    fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let s = self
+            .tmux
+            .wait_until(what, timeout, |s| done(s) || s.contains(EXITED));
+        assert!(done(&s), "charon exited before {what} appeared:\n{s}");
+        s
     }
 
     /// Ctrl-C (it quits from every screen, also from a text field), then:
@@ -384,8 +396,8 @@ impl Term {
         self.tmux.keys(&["C-c"]);
         // The shell after charon prints its exit code and the terminal's
         // modes, then waits (a dead pane would not report its cursor).
-        let screen = self.wait_for("icanon");
-        assert!(screen.contains("charon exited with 0"), "{screen}");
+        let screen = self.tmux.wait_for("icanon", WAIT);
+        assert!(screen.contains(&format!("{EXITED} 0")), "{screen}");
         let words: Vec<&str> = screen.split_whitespace().collect();
         for mode in ["icanon", "echo", "isig", "opost"] {
             assert!(
