@@ -1060,3 +1060,40 @@ async fn auditor_reads_and_verifies_the_audit_log() {
     }
     s.assert_chain_intact().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_text_in_the_data_never_reaches_the_terminal() {
+    let s = Setup::new("e2e_hostile").await;
+    let me = operators::os_account().unwrap();
+    s.operator(&me, Role::Support, &KEY_A).await;
+    // A tenant name that would set the terminal's title, clear the screen
+    // and move the cursor home if it were written raw.
+    let hostile = "Evil\u{1b}]2;PWNED\u{7} Corp\u{1b}[2J\u{1b}[H\u{9b}31m";
+    sqlx::query(
+        "INSERT INTO businesses (id, name, plan, country, created_at) VALUES ($1, $2, 'free', 'GB', now())",
+    )
+    .bind(Uuid::new_v4())
+    .bind(hostile)
+    .execute(&s.pluto.pool)
+    .await
+    .unwrap();
+
+    let t = s.tui("hostile", &KEY_A, 1);
+    let title_before = t.format("#{pane_title}");
+    t.pass_gate(&me, Role::Support);
+    t.type_text("Evil");
+    let screen = t.wait_for(r"Evil\x1b]2;PWNED\x07 Corp\x1b[2J\x1b[H");
+    assert!(screen.contains("Find a tenant"), "{screen}");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for(" Members ");
+    assert!(screen.contains(r"Evil\x1b]2;PWNED\x07 Corp"), "{screen}");
+    // The frame is whole (nothing cleared it) and the title is untouched.
+    assert!(screen.contains("support) │"), "{screen}");
+    let title = t.format("#{pane_title}");
+    assert!(
+        !title.contains("PWNED"),
+        "the terminal title was set: {title}"
+    );
+    assert_eq!(title, title_before);
+    t.quit_and_check_terminal();
+}
