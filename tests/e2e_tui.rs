@@ -1049,6 +1049,18 @@ async fn auditor_reads_and_verifies_the_audit_log() {
     t.keys(&["Enter"]);
     t.wait_for("seq");
     t.keys(&["Escape"]);
+    // A filter: only the gate's entries stay.
+    t.wait_for("Audit log (newest first)");
+    t.keys(&["/"]);
+    t.type_text("action:mfa.verify");
+    t.keys(&["Enter"]);
+    let others = ["console.open", "mfa.status", "audit.list", "audit.verify"];
+    let screen = t.wait_until("the filtered list", WAIT, |s| {
+        s.contains("mfa.verify") && !others.iter().any(|o| s.contains(o))
+    });
+    // Two entries for the gate's pass: the try and the pass.
+    let rows = screen.lines().filter(|l| l.contains("mfa.verify")).count();
+    assert_eq!(rows, 2, "{screen}");
     t.quit_and_check_terminal();
 
     let actions = s.audit_actions(&me).await;
