@@ -119,9 +119,9 @@ impl Setup {
         let mut cfg = std::fs::read_to_string(&bin.cfg).unwrap();
         cfg.push_str(&extra);
         std::fs::write(&bin.cfg, cfg).unwrap();
-        // The second operator is another OS account: it must read the
-        // configuration (database URLs without passwords; the keys are in
-        // the environment).
+        // The second operator may be another OS account (setpriv): it must
+        // read the configuration (database URLs without passwords; the keys
+        // are passed in the environment).
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(&bin.cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
         Setup {
