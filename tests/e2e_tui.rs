@@ -611,6 +611,24 @@ async fn support_finds_a_tenant_opens_a_receipt_and_reveals_a_field_with_a_reaso
 
     let t = s.tui("reveal", &KEY_A, 1);
     t.pass_gate(&me, Role::Support);
+    // By a member's e-mail (a prefix) and by phone (its last digits): the
+    // tenant is found, the member shown masked.
+    for (query, read_as, matched) in [
+        ("rita.quokka@exam", "read as email", "member "),
+        ("555 0199", "read as phone", "phone "),
+    ] {
+        t.type_text(query);
+        let screen = t.wait_until(read_as, WAIT, |s| {
+            s.contains(read_as)
+                && s.lines()
+                    .any(|l| l.contains(TENANT_NAME) && l.contains(matched))
+        });
+        assert!(!screen.contains(SUBJECT_EMAIL), "{screen}");
+        assert!(!screen.contains("+64 21 555 0199"), "{screen}");
+        for _ in query.chars() {
+            t.keys(&["BSpace"]);
+        }
+    }
     open_fixture_receipt(&t, s.fx.receipt);
     select_field(&t, s.fx.receipt, "notes");
     t.let_touch_age();
