@@ -5,16 +5,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .args(args)
-        .output()
-        .expect("tmux is installed (.ci/run installs it)");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
+mod common;
+
+use common::tmux::{Tmux, charon_bin, sh_quote};
 
 fn processes_mentioning(needle: &Path) -> Vec<String> {
     let needle = needle.to_string_lossy().to_string();
@@ -28,7 +23,7 @@ fn processes_mentioning(needle: &Path) -> Vec<String> {
 }
 
 struct Demo {
-    session: String,
+    tmux: Tmux,
     tmp: PathBuf,
 }
 
@@ -39,71 +34,13 @@ impl Demo {
         std::fs::create_dir_all(&tmp).unwrap();
         // The cluster runs as `postgres` when we are root: it must reach its dir.
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let session = format!("charon-e2e-{name}-{}", std::process::id());
         let cmd = format!(
             "exec env -u DATABASE_URL TMPDIR={} {} demo --tenants 40 --seed 3",
-            tmp.display(),
-            env!("CARGO_BIN_EXE_charon")
+            sh_quote(&tmp.to_string_lossy()),
+            sh_quote(&charon_bin().to_string_lossy())
         );
-        let _ = tmux(&["kill-session", "-t", &session]);
-        tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "120",
-            "-y",
-            "36",
-            &cmd,
-        ]);
-        tmux(&["set-option", "-t", &session, "remain-on-exit", "on"]);
-        Demo { session, tmp }
-    }
-
-    fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.session])
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.contains(what) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "`{what}` did not appear; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            tmux(&["send-keys", "-t", &self.session, k]);
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    fn pane_pid(&self) -> i32 {
-        tmux(&["list-panes", "-t", &self.session, "-F", "#{pane_pid}"])
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    fn wait_exit(&self, timeout: Duration) {
-        let start = Instant::now();
-        while tmux(&["list-panes", "-t", &self.session, "-F", "#{pane_dead}"]).trim() != "1" {
-            assert!(
-                start.elapsed() < timeout,
-                "charon did not exit; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let tmux = Tmux::start(&format!("demo-{name}"), &cmd, 120, 36);
+        Demo { tmux, tmp }
     }
 
     fn cluster_dirs(&self) -> Vec<PathBuf> {
@@ -123,9 +60,18 @@ impl Demo {
     }
 }
 
+impl std::ops::Deref for Demo {
+    type Target = Tmux;
+    fn deref(&self) -> &Tmux {
+        &self.tmux
+    }
+}
+
 impl Drop for Demo {
     fn drop(&mut self) {
-        let _ = tmux(&["kill-session", "-t", &self.session]);
+        // The session goes first (the Tmux field's own drop would run after
+        // this): charon cleans up its cluster, then the directory goes.
+        let _ = common::tmux::tmux(&["kill-session", "-t", &self.tmux.session]);
         let _ = std::fs::remove_dir_all(&self.tmp);
     }
 }

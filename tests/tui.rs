@@ -724,12 +724,18 @@ fn quit_keys() {
 
 #[test]
 fn status_bar_shows_who_where_and_demo() {
+    let app = signed_in(info(false));
+    let buf = render_app(&app, 100, 10);
+    let status = text(&buf).lines().last().unwrap().to_string();
+    for needle in ["ada (support)", "staging", "pluto@db.internal", "DEMO"] {
+        assert!(status.contains(needle), "{needle}: {status}");
+    }
+    // Before the gate the role is not known yet: none is claimed.
     let app = App::new(info(false), ThemeSet::bundled_only(), theme());
     let buf = render_app(&app, 100, 10);
     let status = text(&buf).lines().last().unwrap().to_string();
-    for needle in ["ada", "support", "staging", "pluto@db.internal", "DEMO"] {
-        assert!(status.contains(needle), "{needle}: {status}");
-    }
+    assert!(status.contains("ada (not signed in)"), "{status}");
+    assert!(!status.contains("support"), "{status}");
 
     let app = App::new(info(true), ThemeSet::bundled_only(), theme());
     let buf = render_app(&app, 100, 10);

@@ -444,11 +444,17 @@ impl App {
             format!(" {} ", safe(&self.info.environment)),
             env_style,
         ));
+        // Before the gate first passes, the role is a placeholder (the
+        // console database has not been asked yet): say so instead.
+        let role = if self.root.is_some() {
+            "not signed in".to_string()
+        } else {
+            self.info.role.to_string()
+        };
         spans.push(Span::styled(
             format!(
-                " {} ({}) │ {} ",
+                " {} ({role}) │ {} ",
                 safe(&self.info.operator),
-                self.info.role,
                 safe(&self.info.database)
             ),
             bar,

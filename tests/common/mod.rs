@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod plaid;
+pub mod tmux;
 
 use std::str::FromStr;
 
