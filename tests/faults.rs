@@ -14,7 +14,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use charon::core::audit::{self, AuditKey};
@@ -24,6 +23,7 @@ use charon::core::session::Role;
 use charon::demo::Cluster;
 use charon::pluto::seed::{SeedOptions, seed};
 use common::cli::{Binary, TestOtpKey};
+use common::tmux::{Tmux, charon_bin, sh_quote, tmux};
 use sqlx::{Connection, PgConnection, PgPool};
 
 /// The hex audit key `Binary` gives the binary (`CHARON_AUDIT_KEY`).
@@ -144,97 +144,46 @@ impl Setup {
     }
 }
 
-/// A minimal tmux driver for these tests (tests/demo_e2e.rs has its own).
-struct Term {
-    session: String,
-}
+/// The TUI in tmux (tests/common/tmux.rs), with this setup's keys and
+/// configuration.
+struct Term(Tmux);
 
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .args(args)
-        .output()
-        .expect("tmux is installed (.ci/run installs it)");
-    String::from_utf8_lossy(&out.stdout).to_string()
+impl std::ops::Deref for Term {
+    type Target = Tmux;
+    fn deref(&self) -> &Tmux {
+        &self.0
+    }
 }
 
 impl Term {
     fn start(name: &str, bin: &Binary, args: &str) -> Term {
-        let session = format!("charon-faults-{name}-{}", std::process::id());
         let cmd = format!(
             "exec env CHARON_AUDIT_KEY={AUDIT_KEY_HEX} CHARON_MASTER_KEY={} {} --config {} {args}",
             hex::encode(bin.master),
-            env!("CARGO_BIN_EXE_charon"),
-            bin.cfg.display()
+            sh_quote(&charon_bin().to_string_lossy()),
+            sh_quote(&bin.cfg.to_string_lossy()),
         );
-        let _ = tmux(&["kill-session", "-t", &session]);
-        tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "140",
-            "-y",
-            "40",
-            &cmd,
-        ]);
-        tmux(&["set-option", "-t", &session, "remain-on-exit", "on"]);
-        Term { session }
-    }
-
-    fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.session])
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.contains(what) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "`{what}` did not appear within {timeout:?}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", &self.session];
-        args.extend_from_slice(keys);
-        tmux(&args);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-
-    fn text(&self, text: &str) {
-        tmux(&["send-keys", "-t", &self.session, "-l", text]);
-        std::thread::sleep(Duration::from_millis(100));
+        Term(Tmux::start(&format!("faults-{name}"), &cmd, 140, 40))
     }
 
     fn alive(&self) -> bool {
-        tmux(&["list-panes", "-t", &self.session, "-F", "#{pane_dead}"]).trim() == "0"
+        !self.dead()
     }
 
     /// Replaces the search input's text (the input has focus).
     fn search(&self, query: &str) {
-        self.keys(&["BSpace"; 40]);
-        self.text(query);
+        for _ in 0..40 {
+            tmux(&["send-keys", "-t", &self.session, "BSpace"]);
+        }
+        self.type_text(query);
     }
 
     /// Past the gate with the key's `n`th OTP, on the search screen.
     fn pass_gate(&self, key: &TestOtpKey, n: u8) {
         self.wait_for("OTP", Duration::from_secs(30));
-        self.text(&key.otp(n));
+        self.type_text(&key.otp(n));
         self.keys(&["Enter"]);
         self.wait_for("Find a tenant", Duration::from_secs(30));
-    }
-}
-
-impl Drop for Term {
-    fn drop(&mut self) {
-        let _ = tmux(&["kill-session", "-t", &self.session]);
     }
 }
 
