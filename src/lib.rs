@@ -14,3 +14,6 @@ pub mod core;
 pub mod demo;
 pub mod pluto;
 pub mod tui;
+
+#[doc(hidden)]
+pub mod fuzzing;

@@ -33,13 +33,13 @@ impl DbUrl {
     pub fn display_name(&self) -> String {
         let rest = self.0.split_once("://").map(|(_, r)| r).unwrap_or("");
         let (authority_path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) = authority_path
-            .split_once('/')
-            .unwrap_or((authority_path, ""));
-        let host = authority
+        // The user info (and a password that holds a raw `/` or `@`) ends
+        // at the last `@`.
+        let host_path = authority_path
             .rsplit_once('@')
             .map(|(_, h)| h)
-            .unwrap_or(authority);
+            .unwrap_or(authority_path);
+        let (host, path) = host_path.split_once('/').unwrap_or((host_path, ""));
         let host = if host.is_empty() || host == "localhost" {
             query
                 .split('&')
@@ -62,9 +62,10 @@ impl fmt::Debug for DbUrl {
 
 impl fmt::Display for DbUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // postgres://user:secret@host/db → postgres://user:***@host/db
+        // postgres://user:secret@host/db → postgres://user:***@host/db. The
+        // last `@` ends the user info: a password may hold a raw `@`.
         match self.0.split_once("://") {
-            Some((scheme, rest)) => match rest.split_once('@') {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
                 Some((userinfo, tail)) => {
                     let user = userinfo.split(':').next().unwrap_or("");
                     if userinfo.contains(':') {

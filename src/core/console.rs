@@ -34,7 +34,7 @@ use crate::core::mfa::software::SoftwareKey;
 use crate::core::mfa::{Secret, StepUpProof};
 use crate::core::records;
 use crate::core::session::{Role, Session};
-use crate::core::{Error, Result, db, erasure, restore, tenants};
+use crate::core::{Error, Result, db, erasure, input, restore, tenants};
 use crate::core::{keys, operators};
 
 /// What the front ends show about the connection (status bar).
@@ -477,6 +477,14 @@ impl Console {
         let (role, refusal) = tokio::time::timeout(bound, self.authorise(&session, &action))
             .await
             .unwrap_or_else(|_| (session.role, Some(no_answer(db::CONSOLE, bound))));
+        // Typed text is checked before it reaches the audit entry or a query;
+        // a refused entry keeps no trace of it.
+        let invalid_text = match refusal {
+            Some(_) => None,
+            None => check_typed_text(&action).err(),
+        };
+        let stripped = invalid_text.is_some();
+        let refusal = refusal.or(invalid_text);
         let outcome = if refusal.is_none() {
             Outcome::Allowed
         } else {
@@ -509,6 +517,13 @@ impl Console {
                 )));
             }
             entry.error = Some(e.audit_code());
+        }
+        if stripped {
+            entry.reason = None;
+            entry.target_columns.clear();
+            if let serde_json::Value::Object(d) = &mut entry.details {
+                d.remove("ticket");
+            }
         }
         let first = self.record(&entry).await?;
         if let Some(e) = refusal {
@@ -1779,4 +1794,38 @@ fn identifier_counts(subject: &erasure::Subject) -> serde_json::Value {
 
 fn done(what: String) -> Reply {
     Reply::Admin(AdminReply::Done { what })
+}
+
+/// The text an operator typed into an action, checked before anything else
+/// sees it (see [`input`]): lengths, no control characters.
+pub fn check_typed_text(action: &Action) -> Result<()> {
+    match action {
+        Action::SearchTenants { query } => tenants::check_query(query),
+        Action::Reveal { field, reason, .. } => {
+            input::field(field)?;
+            input::text("the reason", reason, input::MAX_REASON, true)
+        }
+        Action::RedactPreview { field, .. } => input::field(field),
+        Action::RedactApply { reason, .. } | Action::RedactSweepApply { reason, .. } => {
+            input::text("the reason", reason, input::MAX_REASON, true)
+        }
+        Action::ErasureCreate {
+            subject,
+            ticket,
+            note,
+            ..
+        } => {
+            input::subject(subject)?;
+            input::text("the ticket", ticket, input::MAX_TICKET, true)?;
+            input::text("the note", note, input::MAX_NOTE, false)
+        }
+        Action::ErasurePlan { subject, .. } | Action::ErasureExecute { subject, .. } => {
+            input::subject(subject)
+        }
+        Action::RecordsList { query, .. } => match &query.filter.text {
+            Some(t) => input::text("the filter text", t, input::MAX_QUERY, false),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }

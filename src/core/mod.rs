@@ -11,6 +11,7 @@ pub mod db;
 pub mod detect;
 pub mod erasure;
 pub mod error;
+pub mod input;
 pub mod keys;
 pub mod mask;
 pub mod mfa;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::core::{Result, mask};
+use crate::core::{Result, input, mask};
 
 /// How many hits a search returns at most.
 pub const SEARCH_LIMIT: i64 = 50;
@@ -123,6 +123,13 @@ pub fn classify(query: &str) -> QueryKind {
         return QueryKind::Phone(digits);
     }
     QueryKind::Name(q.to_string())
+}
+
+/// Checks a search text before it is read: at most
+/// [`input::MAX_QUERY`] characters and no control characters (PostgreSQL
+/// refuses NUL in text; the refusal names no part of the text).
+pub fn check_query(query: &str) -> Result<()> {
+    input::text("the search text", query, input::MAX_QUERY, false)
 }
 
 /// Escapes `\`, `%` and `_` for a LIKE pattern with `ESCAPE '\'`.
@@ -258,6 +265,7 @@ fn hit(row: HitRow, matched: Matched) -> TenantHit {
 /// Finds tenants for what the operator typed (see [`classify`]).
 #[tracing::instrument(skip_all, fields(kind))]
 pub async fn search(pool: &PgPool, query: &str, limit: i64) -> Result<Vec<TenantHit>> {
+    check_query(query)?;
     let kind = classify(query);
     tracing::Span::current().record("kind", kind.label());
     let hits = match kind {

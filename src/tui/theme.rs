@@ -273,15 +273,29 @@ pub const BUNDLED: [(&str, &str); 3] = [
 #[derive(Debug, Clone, Default)]
 pub struct ThemeSet {
     dir: Option<PathBuf>,
+    /// Themes given as text (name, TOML), before the directory: for the fuzz
+    /// target and tests, which load themes without files.
+    inline: Vec<(String, String)>,
 }
 
 impl ThemeSet {
     pub fn new(dir: Option<PathBuf>) -> ThemeSet {
-        ThemeSet { dir }
+        ThemeSet {
+            dir,
+            inline: Vec::new(),
+        }
     }
 
     pub fn bundled_only() -> ThemeSet {
-        ThemeSet { dir: None }
+        ThemeSet::default()
+    }
+
+    /// A set of themes given as (name, TOML text), then the bundled ones.
+    pub fn in_memory(themes: Vec<(String, String)>) -> ThemeSet {
+        ThemeSet {
+            dir: None,
+            inline: themes,
+        }
     }
 
     /// Every theme name available, sorted.
@@ -335,7 +349,13 @@ impl ThemeSet {
     }
 
     fn source(&self, name: &str) -> Result<(String, String), ThemeError> {
-        if let Some(dir) = &self.dir {
+        if let Some((n, text)) = self.inline.iter().find(|(n, _)| n == name) {
+            return Ok((format!("{n}.toml"), text.clone()));
+        }
+        // A name is a file name in the themes directory, never a path: an
+        // `inherits = "../../elsewhere"` must not read outside it.
+        let plain = !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0']);
+        if let Some(dir) = self.dir.as_ref().filter(|_| plain) {
             let path = dir.join(format!("{name}.toml"));
             if path.is_file() {
                 let text = std::fs::read_to_string(&path).map_err(|e| ThemeError::Io {
@@ -508,6 +528,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn inherits_names_a_theme_never_a_path() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let themes = dir.path().join("themes");
+        std::fs::create_dir(&themes).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            dir.path().join("outside.toml"),
+            "[styles.title]\nfg = \"red\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(themes.join("x.toml"), "inherits = \"../outside\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let set = ThemeSet::new(Some(themes));
+        assert!(matches!(set.load("x"), Err(ThemeError::NotFound { .. })));
+        assert!(matches!(
+            set.load("../outside"),
+            Err(ThemeError::NotFound { .. })
+        ));
     }
 
     #[test]

@@ -174,6 +174,14 @@ pub async fn create_request(console: &PgPool, key: &[u8], req: &NewRequest<'_>) 
     if req.ticket.trim().is_empty() {
         return Err(Error::InvalidInput("a ticket reference is required".into()));
     }
+    crate::core::input::subject(req.subject)?;
+    crate::core::input::text(
+        "the ticket",
+        &req.ticket,
+        crate::core::input::MAX_TICKET,
+        true,
+    )?;
+    crate::core::input::text("the note", &req.note, crate::core::input::MAX_NOTE, false)?;
     let due = req.regime.due_at(req.received_at);
     if due < req.received_at {
         return Err(Error::InvalidInput(

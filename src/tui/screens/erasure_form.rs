@@ -37,8 +37,7 @@ const HINTS: [&str; 7] = [
     "optional",
 ];
 
-const MAX_TICKET: usize = 200;
-const MAX_NOTE: usize = 2000;
+use crate::core::input::{MAX_NOTE, MAX_TICKET};
 
 /// A checked form.
 #[derive(Debug, Clone, PartialEq)]
