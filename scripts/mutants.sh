@@ -20,7 +20,8 @@
 # script fails when any module's score is at or below MUTANTS_MIN (70).
 #
 # Environment:
-#   MUTANTS_JOBS      parallel mutants (default 1: each one builds the crate)
+#   MUTANTS_JOBS      parallel mutants when copying (default 1: each one builds
+#                     the crate); in place it is always one
 #   MUTANTS_MIN       the failing threshold in percent (default 70)
 #   MUTANTS_IN_PLACE  1 (default): mutate this tree and reuse its target/ (no
 #                     copy of the tree, no second full build); the tree must
@@ -65,18 +66,19 @@ files_of() {
 }
 tests_of() {
   case "$1" in
-    audit) echo "--lib --test audit" ;;
-    auth) echo "--lib --test auth --test mfa" ;;
-    erasure) echo "--lib --test erasure" ;;
+    audit) echo "--lib --test=audit" ;;
+    auth) echo "--lib --test=auth --test=mfa" ;;
+    erasure) echo "--lib --test=erasure" ;;
   esac
 }
 
 modules=("$@")
 [ ${#modules[@]} -gt 0 ] || modules=(audit auth erasure)
 
-common=(--jobs "$JOBS" --no-shuffle --baseline "${MUTANTS_BASELINE:-run}"
+common=(--no-shuffle --baseline "${MUTANTS_BASELINE:-run}"
   --timeout "${MUTANTS_TIMEOUT:-300}" --build-timeout "${MUTANTS_BUILD_TIMEOUT:-900}")
-if [ "$IN_PLACE" = 1 ]; then common+=(--in-place); fi
+# In place there is one tree, so one mutant at a time (cargo-mutants refuses --jobs).
+if [ "$IN_PLACE" = 1 ]; then common+=(--in-place); else common+=(--jobs "$JOBS"); fi
 if [ -n "${MUTANTS_SAMPLE:-}" ]; then
   common+=(--shard "0/$MUTANTS_SAMPLE" --sharding round-robin)
 fi
@@ -100,11 +102,16 @@ for m in "${modules[@]}"; do
   fi
   out="$OUT_ROOT/$m"
   mkdir -p "$out"
-  log "$m: cargo mutants ${sel[*]} -- ${targets[*]}"
+  log "$m: cargo mutants ${sel[*]}, tests: ${targets[*]}"
   # Exit codes: 0 all caught, 2 some missed, 3 some timed out; anything else
   # (1 usage, 4 the unmutated tree fails its tests) is an error.
   rc=0
-  cargo mutants "${common[@]}" "${sel[@]}" --output "$out" "${EXTRA[@]}" -- "${targets[@]}" || rc=$?
+  # The targets go to every cargo call (--cargo-arg), not only to `cargo test`
+  # after `--`: otherwise each mutant's build phase (`cargo test --no-run`)
+  # would build and link all of tests/*.rs.
+  cargs=()
+  for t in "${targets[@]}"; do cargs+=("--cargo-arg=$t"); done
+  cargo mutants "${common[@]}" "${sel[@]}" --output "$out" "${cargs[@]}" "${EXTRA[@]}" || rc=$?
   if [ "$rc" != 0 ] && [ "$rc" != 2 ] && [ "$rc" != 3 ]; then
     echo "cargo mutants failed for $m (exit $rc)" >&2
     status=1
