@@ -9,6 +9,9 @@
 #   scripts/mutants.sh audit auth           # only these modules
 #   MUTANTS_LIST=1 scripts/mutants.sh       # only list the mutants and count them
 #   MUTANTS_ARGS='--re verify' scripts/mutants.sh audit   # extra cargo-mutants options
+#   (with MUTANTS_ARGS=--iterate the score printed covers only the mutants
+#   tested this time; do not combine --iterate with MUTANTS_SAMPLE, which
+#   would re-shard the remaining mutants into a new sample)
 #
 # Modules and the tests run against their mutants (narrow on purpose):
 #   audit    src/core/audit/**                   --lib, tests/audit.rs
