@@ -491,6 +491,19 @@ async fn execute_erases_completely_and_touches_nobody_else_and_twice_is_harmless
     let env = setup("er_exec").await;
     let before = snapshot(&env.pluto.pool).await;
     assert!(!scan_for_subject(&env.pluto.pool).await.is_empty());
+    let planned = plan(
+        &discover(&env.pluto.pool, &env.map, &env.catalog, &subject())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let redact_rows: u64 = planned
+        .per_table
+        .iter()
+        .filter(|t| t.action == RowAction::Redact)
+        .map(|t| t.rows)
+        .sum();
+    assert!(redact_rows > 0, "{planned:?}");
 
     let out = erase(&env, &subject()).await;
     let ExecuteOutcome::Done(report) = out else {
@@ -498,6 +511,8 @@ async fn execute_erases_completely_and_touches_nobody_else_and_twice_is_harmless
     };
     assert_eq!(report.rows_deleted, 12);
     assert_eq!(report.external_enqueued, 3);
+    // The report counts the free-text rows it redacted: the plan's.
+    assert_eq!(report.rows_redacted, redact_rows);
 
     // Completeness: nothing of the subject left in any text/JSON column.
     assert_eq!(
@@ -652,6 +667,35 @@ async fn a_subject_that_matches_nothing_gives_an_empty_plan() {
     assert_eq!(Some(c.sha256.clone()), r.certificate_sha256);
     assert_eq!(c.json["found_nothing"], serde_json::json!(true));
     assert!(c.markdown().contains("Nothing was found for this subject"));
+}
+
+/// A person who is not a Pluto user, known only by a phone number that
+/// someone else wrote into a free-text column: that mention is still found
+/// and redacted (the free-text search must not depend on having an e-mail).
+#[tokio::test]
+async fn a_phone_number_alone_still_finds_the_free_text_that_mentions_it() {
+    let env = setup("er_phone").await;
+    sqlx::query(
+        "UPDATE receipts SET notes = 'ask the courier on +1 888-555-0142' WHERE id = 9000000003",
+    )
+    .execute(&env.pluto.pool)
+    .await
+    .unwrap();
+    let s = Subject {
+        emails: vec![],
+        phones: vec!["+1 (888) 555-0142".into()],
+        user_ids: vec![],
+    };
+    let d = discover(&env.pluto.pool, &env.map, &env.catalog, &s)
+        .await
+        .unwrap();
+    assert!(d.user_ids.is_empty());
+    let p = plan(&d).unwrap();
+    assert_eq!(
+        groups(&p),
+        BTreeMap::from([(("receipts".to_string(), RowAction::Redact), 1)]),
+        "{p:?}"
+    );
 }
 
 #[tokio::test]

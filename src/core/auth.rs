@@ -587,3 +587,93 @@ async fn inactive_enrolment(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(attempts: i32, locked: bool) -> AuthFailure {
+        AuthFailure {
+            login: "alice".into(),
+            factor: FactorKind::YubicoOtp,
+            reason: MfaError::CrcMismatch,
+            attempts,
+            locked,
+        }
+    }
+
+    #[test]
+    fn a_locked_failure_says_locked_whatever_the_count() {
+        // Locked by this failure although the count is below the maximum
+        // (e.g. the maximum was lowered): the message must say locked, not
+        // "2 attempts left".
+        let f = failure(3, true);
+        assert_eq!(f.attempts_left(), 2);
+        assert_eq!(
+            f.to_string(),
+            "yubico_otp key rejected: CRC check failed (wrong key or tampered OTP); \
+             operator `alice` is now locked after 3 failed attempts: an admin must unlock it"
+        );
+        // No attempt left: locked, even if the flag was not set.
+        assert!(
+            failure(MAX_FAILED_ATTEMPTS, false)
+                .to_string()
+                .contains("is now locked")
+        );
+        assert_eq!(failure(MAX_FAILED_ATTEMPTS + 2, false).attempts_left(), 0);
+        assert!(
+            failure(4, false)
+                .to_string()
+                .ends_with("; 1 attempt left before operator `alice` is locked")
+        );
+    }
+
+    #[test]
+    fn only_rejections_of_what_was_presented_are_counted() {
+        for counted in [
+            MfaError::NotModhex,
+            MfaError::WrongLength { got: 3, want: 44 },
+            MfaError::UnknownPublicId("cccc".into()),
+            MfaError::CrcMismatch,
+            MfaError::PrivateIdMismatch,
+            MfaError::Replayed {
+                got: (1, 1),
+                last: (1, 1),
+            },
+            MfaError::MalformedSignature("x".into()),
+            MfaError::BadSignature,
+            MfaError::NoUserPresence,
+            MfaError::CounterNotRising { got: 1, last: 2 },
+            MfaError::WrongPin { tries: 2 },
+        ] {
+            assert!(counts(&counted), "{counted:?}");
+            assert!(matches!(classify(counted), CheckError::Rejected(_)));
+        }
+        for status in ["BAD_OTP", "REPLAYED_OTP"] {
+            let e = MfaError::ServerRejected {
+                status: status.into(),
+                meaning: "",
+            };
+            assert!(counts(&e), "{status}");
+        }
+        for not_counted in [
+            MfaError::ServerRejected {
+                status: "NO_SUCH_CLIENT".into(),
+                meaning: "",
+            },
+            MfaError::ServerUnreachable("refused".into()),
+            MfaError::NoAgent,
+            MfaError::AgentRefused,
+            MfaError::TouchTimeout(30),
+            MfaError::NoPcscDaemon,
+            MfaError::NoCard,
+            MfaError::SoftwareKeysDisabled,
+        ] {
+            assert!(!counts(&not_counted), "{not_counted:?}");
+            assert!(matches!(
+                classify(not_counted),
+                CheckError::Other(Error::Mfa(_))
+            ));
+        }
+    }
+}

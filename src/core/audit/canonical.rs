@@ -562,6 +562,12 @@ mod tests {
         assert!(!canonical_json_fast(b"\"\xff\"", &mut Vec::new()));
         let deep = format!("{}{}", "[".repeat(70), "]".repeat(70));
         assert_eq!(fast(&deep), None);
+        // The depth counts objects too, not only arrays.
+        let deep_objects = format!("{}1{}", "{\"a\":".repeat(70), "}".repeat(70));
+        assert_eq!(fast(&deep_objects), None);
+        let ok_objects = format!("{}1{}", "{\"a\":".repeat(64), "}".repeat(64));
+        assert_eq!(fast(&ok_objects), slow(&ok_objects));
+        assert!(fast(&ok_objects).is_some());
         let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
         assert_eq!(fast(&ok), slow(&ok));
     }

@@ -170,7 +170,11 @@ mod tests {
         let k = AuditKey::from_hex(HEX).unwrap();
         let shown = format!("{k:?} {k}");
         assert!(!shown.contains("00112233"), "{shown}");
-        assert!(shown.contains(&k.id()));
+        // Each form names the key by its id, so that logs tell keys apart.
+        assert_eq!(format!("{k:?}"), format!("AuditKey(***, id {})", k.id()));
+        assert_eq!(k.to_string(), format!("audit key {}", k.id()));
+        assert_eq!(k.id().len(), 16);
+        assert_ne!(k.id(), AuditKey::generate().unwrap().id());
     }
 
     #[test]

@@ -316,6 +316,17 @@ mod tests {
     }
 
     #[test]
+    fn export_formats_round_trip_by_name() {
+        // The name is what the CLI takes and what the export's audit entry records.
+        for (f, name) in [(ExportFormat::Jsonl, "jsonl"), (ExportFormat::Csv, "csv")] {
+            assert_eq!(f.as_str(), name);
+            assert_eq!(ExportFormat::parse(name), Some(f));
+        }
+        assert_eq!(ExportFormat::parse("json"), None);
+        assert_eq!(ExportFormat::parse("CSV"), None);
+    }
+
+    #[test]
     fn csv_cells_are_quoted_and_defused() {
         assert_eq!(cell("plain"), "plain");
         assert_eq!(cell("a,b"), "\"a,b\"");

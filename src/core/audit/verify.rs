@@ -491,3 +491,85 @@ async fn diagnose(
     }
     Ok(Problem::BadKey)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(seq: i64, problem: Problem) -> String {
+        broken(seq, problem).to_string()
+    }
+
+    #[test]
+    fn verdicts_read_as_plain_sentences() {
+        let empty = Verdict::Intact {
+            from: 1,
+            to: 0,
+            entries: 0,
+        };
+        assert_eq!(empty.to_string(), "ok: no entries to verify");
+        assert!(empty.is_intact() && empty.broken_seq().is_none());
+        assert_eq!(
+            Verdict::Intact {
+                from: 2,
+                to: 9,
+                entries: 8
+            }
+            .to_string(),
+            "ok: 8 entries verified, seq 2 to 9"
+        );
+        let one = broken(7, Problem::Missing { through: 7 });
+        assert!(!one.is_intact());
+        assert_eq!(one.broken_seq(), Some(7));
+        assert_eq!(
+            one.to_string(),
+            "missing: entry seq 7 is absent (gap in seq)"
+        );
+        assert_eq!(
+            shown(7, Problem::Missing { through: 9 }),
+            "missing: entries seq 7 to 9 are absent (gap in seq)"
+        );
+        assert_eq!(
+            shown(4, Problem::BrokenLink),
+            "reordered: broken link at seq 4: its prev_hash is not the hash of seq 3"
+        );
+        assert_eq!(
+            shown(5, Problem::TailMissing { head_seq: 8 }),
+            "missing: the log ends at seq 4 but its head names seq 8: the tail was truncated"
+        );
+        let at = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            shown(
+                6,
+                Problem::Truncated {
+                    checkpoint_seq: 9,
+                    checkpoint_at: at
+                }
+            ),
+            "truncated: the log ends at seq 5 but the checkpoint of 2026-01-02T03:04:05Z names seq 9"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("head.json");
+        let cp = Checkpoint {
+            seq: 42,
+            hash: [7; 32],
+            at: DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        };
+        cp.write(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with("}\n"), "{text}");
+        assert_eq!(Checkpoint::read(&path).unwrap(), cp);
+        // Only the checkpoint remains: the temporary file was renamed.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let bad = cp.to_json().replace(&hex::encode([7u8; 32]), "abcd");
+        assert!(Checkpoint::from_json(&bad).is_err());
+    }
+}

@@ -331,6 +331,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn overdue_means_unfinished_and_strictly_past_due() {
+        let due = DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let later = due + chrono::Duration::seconds(1);
+        let mut r = ErasureRequest {
+            id: Uuid::nil(),
+            kind: "erasure".into(),
+            subject_ref: String::new(),
+            ticket: String::new(),
+            regime: "gdpr".into(),
+            note: String::new(),
+            received_at: due - chrono::Duration::days(30),
+            due_at: due,
+            state: "approved".into(),
+            created_by: String::new(),
+            planned_by: None,
+            approved_by: None,
+            executed_by: None,
+            plan_sha256: None,
+            executed_at: None,
+            failure: None,
+            certificate_sha256: None,
+        };
+        assert!(!r.overdue(due), "due today is not overdue yet");
+        assert!(!r.overdue(due - chrono::Duration::seconds(1)));
+        assert!(r.overdue(later));
+        r.state = "done".into();
+        assert!(!r.overdue(later), "a finished request is never overdue");
+    }
+
+    #[test]
     fn due_dates_follow_the_regime() {
         let at = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
         assert_eq!(Regime::Gdpr.due_at(at) - at, Duration::days(30));
