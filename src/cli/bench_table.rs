@@ -124,7 +124,7 @@ pub fn splice(doc: &str, block: &str) -> String {
         return format!("{}{block}{}", &doc[..s], &doc[e + END.len()..]);
     }
     match doc.find("\n## ") {
-        Some(i) => format!("{}\n{block}\n{}", &doc[..=i], &doc[i + 1..]),
+        Some(i) => format!("{}{block}\n\n{}", &doc[..=i], &doc[i + 1..]),
         None => format!("{}\n\n{block}\n", doc.trim_end()),
     }
 }
