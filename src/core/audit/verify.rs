@@ -491,3 +491,96 @@ async fn diagnose(
     }
     Ok(Problem::BadKey)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(seq: i64, problem: Problem) -> String {
+        broken(seq, problem).to_string()
+    }
+
+    #[test]
+    fn every_verdict_names_its_seq_and_what_is_wrong() {
+        let empty = Verdict::Intact {
+            from: 1,
+            to: 0,
+            entries: 0,
+        };
+        assert_eq!(empty.to_string(), "ok: no entries to verify");
+        assert!(empty.is_intact());
+        assert_eq!(empty.broken_seq(), None);
+        assert_eq!(
+            text(4, Problem::Missing { through: 4 }),
+            "missing: entry seq 4 is absent (gap in seq)"
+        );
+        assert_eq!(
+            text(4, Problem::BrokenLink),
+            "reordered: broken link at seq 4: its prev_hash is not the hash of seq 3"
+        );
+        assert_eq!(
+            text(9, Problem::TailMissing { head_seq: 12 }),
+            "missing: the log ends at seq 8 but its head names seq 12: the tail was truncated"
+        );
+        assert_eq!(
+            text(5, Problem::HeadMismatch),
+            "changed: the head's hash differs from the hash of seq 5"
+        );
+        assert_eq!(
+            text(3, Problem::CheckpointMismatch),
+            "changed: seq 3 differs from the checkpoint: the log was rewritten after it"
+        );
+        assert_eq!(
+            text(2, Problem::Unreadable("unknown outcome".into())),
+            "changed: seq 2 cannot be read: unknown outcome"
+        );
+        assert_eq!(broken(7, Problem::HeadMismatch).broken_seq(), Some(7));
+    }
+
+    fn checkpoint() -> Checkpoint {
+        Checkpoint {
+            seq: 42,
+            hash: [7; 32],
+            at: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("head.json");
+        checkpoint().write(&path).unwrap();
+        assert_eq!(Checkpoint::read(&path).unwrap(), checkpoint());
+    }
+
+    #[test]
+    fn checkpoint_file_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("head.json");
+        match checkpoint().write(&path) {
+            Err(Error::Io(e)) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+                assert!(e.to_string().contains("checkpoint "), "{e}");
+                assert!(e.to_string().contains("head.json"), "{e}");
+            }
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        match Checkpoint::read(&path) {
+            Err(Error::Io(e)) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+                assert!(e.to_string().contains("head.json"), "{e}");
+            }
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, r#"{"seq": 1, "hash": "abcd", "at": "2026-01-01T00:00:00Z"}"#)
+            .unwrap();
+        match Checkpoint::read(&bad) {
+            Err(Error::InvalidInput(m)) => {
+                assert!(m.contains("bad.json"), "{m}");
+                assert!(m.contains("not 32 bytes of hex"), "{m}");
+            }
+            other => panic!("expected invalid input, got {other:?}"),
+        }
+    }
+}
