@@ -6,7 +6,9 @@
 
 mod common;
 
-use charon::core::audit::{self, AuditKey, AuditRecord, Checkpoint, NewEntry, Outcome, Problem, Verdict};
+use charon::core::audit::{
+    self, AuditKey, AuditRecord, Checkpoint, NewEntry, Outcome, Problem, Verdict,
+};
 use charon::core::{Error, db};
 use common::TestDb;
 use sqlx::{Acquire, PgPool};
@@ -98,7 +100,10 @@ async fn a_checkpoint_below_the_range_is_checked_against_its_entry() {
     };
     let v = verify_from(&db.pool, Some(6), Some(&other)).await;
     assert_eq!(v, broken(3, Problem::CheckpointMismatch));
-    assert!(v.to_string().contains("seq 3 differs from the checkpoint"), "{v}");
+    assert!(
+        v.to_string().contains("seq 3 differs from the checkpoint"),
+        "{v}"
+    );
     tamper(&db.pool, "DELETE FROM audit_log WHERE seq = 3").await;
     let v = verify_from(&db.pool, Some(6), Some(&cp)).await;
     assert_eq!(v, broken(3, Problem::Missing { through: 3 }));
@@ -122,14 +127,22 @@ async fn a_genesis_checkpoint_with_another_hash_is_a_mismatch_at_seq_1() {
         hash: audit::GENESIS,
         ..cp
     };
-    assert!(verify_from(&db.pool, None, Some(&genesis)).await.is_intact());
+    assert!(
+        verify_from(&db.pool, None, Some(&genesis))
+            .await
+            .is_intact()
+    );
 }
 
 #[tokio::test]
 async fn a_rewritten_head_hash_is_a_head_mismatch_at_the_last_seq() {
     let db = console_db("avf_head").await;
     fill(&db.pool, &key(), 5).await;
-    tamper(&db.pool, "UPDATE audit_head SET hash = decode(repeat('ab', 32), 'hex')").await;
+    tamper(
+        &db.pool,
+        "UPDATE audit_head SET hash = decode(repeat('ab', 32), 'hex')",
+    )
+    .await;
     let v = verify_from(&db.pool, None, None).await;
     assert_eq!(v, broken(5, Problem::HeadMismatch));
     assert!(v.to_string().starts_with("changed: the head's hash"), "{v}");
@@ -146,7 +159,10 @@ async fn a_changed_hash_before_a_partial_range_is_a_broken_link_into_it() {
     .await;
     let v = verify_from(&db.pool, Some(4), None).await;
     assert_eq!(v, broken(4, Problem::BrokenLink));
-    assert!(v.to_string().contains("prev_hash is not the hash of seq 3"), "{v}");
+    assert!(
+        v.to_string().contains("prev_hash is not the hash of seq 3"),
+        "{v}"
+    );
     // From the start, the changed entry itself is named.
     assert_eq!(
         verify_from(&db.pool, None, None).await,
@@ -158,7 +174,11 @@ async fn a_changed_hash_before_a_partial_range_is_a_broken_link_into_it() {
 async fn a_changed_first_entry_followed_by_good_ones_is_changed_not_a_bad_key() {
     let db = console_db("avf_first").await;
     fill(&db.pool, &key(), 4).await;
-    tamper(&db.pool, "UPDATE audit_log SET reason = 'TICKET-X' WHERE seq = 1").await;
+    tamper(
+        &db.pool,
+        "UPDATE audit_log SET reason = 'TICKET-X' WHERE seq = 1",
+    )
+    .await;
     let v = verify_from(&db.pool, None, None).await;
     assert_eq!(v, broken(1, Problem::Changed { or_bad_key: false }));
     assert!(v.to_string().contains("the entry was changed"), "{v}");

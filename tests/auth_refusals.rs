@@ -123,7 +123,10 @@ async fn the_gate_says_which_factors_this_deployment_cannot_check() {
         otp.unusable.as_deref(),
         Some("its keys are checked by a validation server, and none is configured")
     );
-    let piv = prompts.iter().find(|p| p.factor == FactorKind::Piv).unwrap();
+    let piv = prompts
+        .iter()
+        .find(|p| p.factor == FactorKind::Piv)
+        .unwrap();
     assert_eq!(piv.keys, vec!["desk".to_string()]);
     assert!(piv.prompt.starts_with("enter the PIN"), "{}", piv.prompt);
     assert_eq!(piv.unusable, None);
@@ -213,7 +216,13 @@ async fn a_server_checked_otp_without_counters_is_accepted_and_the_key_touched()
     let client = ValidationClient::new(&url, "4711", API_KEY_B64).unwrap();
     let auth = Authenticator::new(&cfg(false), None, Some(client));
     let proof = auth
-        .authenticate(&db.pool, "alice", FactorInput::Otp(OTP.into()), "login", b"")
+        .authenticate(
+            &db.pool,
+            "alice",
+            FactorInput::Otp(OTP.into()),
+            "login",
+            b"",
+        )
         .await
         .unwrap();
     assert_eq!(proof.factor(), FactorKind::YubicoOtp);

@@ -70,7 +70,11 @@ fn enrolled_keys_name_their_factor_and_key_id() {
     let sk_key = EnrolledKey::Sk(rec.clone());
     assert_eq!(sk_key.kind(), FactorKind::Sk);
     assert_eq!(sk_key.key_id(), rec.fingerprint());
-    assert!(sk_key.key_id().starts_with("SHA256:"), "{}", sk_key.key_id());
+    assert!(
+        sk_key.key_id().starts_with("SHA256:"),
+        "{}",
+        sk_key.key_id()
+    );
 
     use p256::pkcs8::EncodePublicKey;
     let signing = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
@@ -109,8 +113,14 @@ fn validation_urls_and_keys_are_checked() {
     let c = ValidationClient::new("http://127.0.0.1:8080", "1", API_KEY_B64).unwrap();
     assert_eq!(c.url(), "http://127.0.0.1:8080");
     for (url, why) in [
-        ("http://x/verify?id=1", "must not contain a query or fragment"),
-        ("http://x/verify#top", "must not contain a query or fragment"),
+        (
+            "http://x/verify?id=1",
+            "must not contain a query or fragment",
+        ),
+        (
+            "http://x/verify#top",
+            "must not contain a query or fragment",
+        ),
         ("http://:8080/verify", "bad host"),
         ("http://user@x/verify", "bad host"),
     ] {
@@ -219,16 +229,15 @@ async fn scripted_server(answer: Answer) -> String {
                         ("status", "OK"),
                     ];
                     let h = validation::sign_params(&fields, &api_key());
-                    let mut b: String = fields.iter().map(|(k, v)| format!("{k}={v}\r\n")).collect();
+                    let mut b: String =
+                        fields.iter().map(|(k, v)| format!("{k}={v}\r\n")).collect();
                     b.push_str(&format!("h={h}\r\n"));
                     b
                 }
                 Answer::TooLarge => "x=".to_string() + &"y".repeat(70 * 1024),
                 Answer::Empty => String::new(),
             };
-            let response = format!(
-                "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}"
-            );
+            let response = format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}");
             let _ = conn.write_all(response.as_bytes()).await;
             let _ = conn.shutdown().await;
         }
@@ -366,10 +375,7 @@ async fn the_agent_from_the_environment_is_refused_clearly_when_absent() {
     // The test process does not change its environment; it checks whichever
     // case it runs in.
     match std::env::var_os("SSH_AUTH_SOCK").filter(|p| !p.is_empty()) {
-        None => assert_eq!(
-            SkAgent::connect_env().await.unwrap_err(),
-            MfaError::NoAgent
-        ),
+        None => assert_eq!(SkAgent::connect_env().await.unwrap_err(), MfaError::NoAgent),
         Some(p) => match SkAgent::connect_env().await {
             Ok(_) => {}
             Err(MfaError::AgentUnreachable { path, .. }) => {

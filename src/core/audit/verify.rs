@@ -573,8 +573,11 @@ mod tests {
             other => panic!("expected an I/O error, got {other:?}"),
         }
         let bad = dir.path().join("bad.json");
-        std::fs::write(&bad, r#"{"seq": 1, "hash": "abcd", "at": "2026-01-01T00:00:00Z"}"#)
-            .unwrap();
+        std::fs::write(
+            &bad,
+            r#"{"seq": 1, "hash": "abcd", "at": "2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
         match Checkpoint::read(&bad) {
             Err(Error::InvalidInput(m)) => {
                 assert!(m.contains("bad.json"), "{m}");

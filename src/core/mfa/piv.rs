@@ -302,7 +302,11 @@ mod tests {
     #[test]
     fn slots_name_their_piv_slot_ids() {
         for (slot, name, id) in [
-            (PivSlot::Authentication, "9a", yubikey::piv::SlotId::Authentication),
+            (
+                PivSlot::Authentication,
+                "9a",
+                yubikey::piv::SlotId::Authentication,
+            ),
             (PivSlot::Signature, "9c", yubikey::piv::SlotId::Signature),
         ] {
             assert_eq!(slot.as_str(), name);
@@ -330,9 +334,7 @@ mod tests {
         assert_eq!(card_error(yubikey::Error::NotFound), MfaError::NoCard);
         assert_eq!(card_error(yubikey::Error::PinLocked), MfaError::PinBlocked);
         assert_eq!(
-            card_error(yubikey::Error::AppletNotFound {
-                applet_name: "PIV"
-            }),
+            card_error(yubikey::Error::AppletNotFound { applet_name: "PIV" }),
             MfaError::Piv("the card has no PIV applet".into())
         );
         match card_error(yubikey::Error::AuthenticationError) {
