@@ -305,3 +305,42 @@ fn a_validation_server_config_is_read_from_its_protected_key_file() {
         Ok(_) => panic!("an https validation URL was accepted"),
     }
 }
+
+#[tokio::test]
+async fn key_verify_names_an_enrolled_key_whose_stored_public_key_does_not_verify() {
+    let db = console_db().await;
+    operators::add(&db.pool, "root_admin", "bob", "bob", Role::Support)
+        .await
+        .unwrap();
+    let alice_key = SoftwareKey::generate();
+    let info = keys::enroll_software(&db.pool, "alice", "demo", &alice_key.record())
+        .await
+        .unwrap();
+    keys::enroll_software(&db.pool, "bob", "demo", &SoftwareKey::generate().record())
+        .await
+        .unwrap();
+    // Alice's stored public key is replaced by Bob's (a changed row).
+    sqlx::query(
+        "UPDATE operator_keys
+            SET public_key = (SELECT public_key FROM operator_keys WHERE login = 'bob')
+          WHERE login = 'alice'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let auth = Authenticator::new(&cfg(true), None, None);
+    match auth
+        .key_verify(&db.pool, FactorInput::Software { key: &alice_key })
+        .await
+    {
+        Err(Error::NotFound(m)) => assert_eq!(
+            m,
+            format!(
+                "software key {} is key {} of `alice` but did not verify",
+                alice_key.record().key_id(),
+                info.id
+            )
+        ),
+        other => panic!("expected not found, got {other:?}"),
+    }
+}
