@@ -192,6 +192,8 @@ enum Answer {
     TooLarge,
     /// HTTP 200 with an empty body.
     Empty,
+    /// These bytes, as they are (no HTTP framing added).
+    Raw(&'static [u8]),
 }
 
 /// A validation server with one canned way of answering.
@@ -236,6 +238,11 @@ async fn scripted_server(answer: Answer) -> String {
                 }
                 Answer::TooLarge => "x=".to_string() + &"y".repeat(70 * 1024),
                 Answer::Empty => String::new(),
+                Answer::Raw(bytes) => {
+                    let _ = conn.write_all(bytes).await;
+                    let _ = conn.shutdown().await;
+                    continue;
+                }
             };
             let response = format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}");
             let _ = conn.write_all(response.as_bytes()).await;
@@ -384,4 +391,58 @@ async fn the_agent_from_the_environment_is_refused_clearly_when_absent() {
             Err(other) => panic!("unexpected {other:?}"),
         },
     }
+}
+
+#[tokio::test]
+async fn answers_that_are_not_http_are_protocol_errors() {
+    for (raw, why) in [
+        (
+            &b"HTTP/1.0 200 OK\r\n\r\n\xff\xfe"[..],
+            "response is not UTF-8",
+        ),
+        (&b"HTTP/1.0 200 OK\r\nstatus=OK"[..], "no HTTP header end"),
+        (
+            &b"SPEAK FRIEND\r\n\r\nstatus=OK"[..],
+            "bad status line \"SPEAK FRIEND\"",
+        ),
+    ] {
+        let url = scripted_server(Answer::Raw(raw)).await;
+        assert_eq!(
+            client(&url).verify(OTP, PUBLIC_ID).await.unwrap_err(),
+            MfaError::ServerProtocol(why.into())
+        );
+    }
+    assert_eq!(
+        validation::parse_response("status=OK\r\ngarbage\r\n").unwrap_err(),
+        MfaError::ServerProtocol("line without '=': \"garbage\"".into())
+    );
+}
+
+#[test]
+fn malformed_enrolment_material_is_refused() {
+    for bad in ["", "xyz", "2b7e1516"] {
+        assert_eq!(
+            AesKey::from_hex(bad).unwrap_err(),
+            MfaError::BadEnrolledKey("AES key must be 32 hex digits".into())
+        );
+        assert_eq!(
+            PrivateId::from_hex(bad).unwrap_err(),
+            MfaError::BadEnrolledKey("private id must be 12 hex digits".into())
+        );
+    }
+    let e = PivKeyRecord::from_spki_der(b"not der").unwrap_err();
+    assert!(
+        matches!(&e, MfaError::BadEnrolledKey(m) if m.starts_with("not a P-256 public key (SPKI): ")),
+        "{e:?}"
+    );
+    let e = PivKeyRecord::from_certificate_der(b"not der").unwrap_err();
+    assert!(
+        matches!(&e, MfaError::BadEnrolledKey(m) if m.starts_with("not an X.509 certificate: ")),
+        "{e:?}"
+    );
+    let e = PivKeyRecord::from_certificate_pem("-----BEGIN CERTIFICATE-----\nnope\n").unwrap_err();
+    assert!(
+        matches!(&e, MfaError::BadEnrolledKey(m) if m.starts_with("not a PEM certificate: ")),
+        "{e:?}"
+    );
 }
