@@ -186,4 +186,25 @@ mod tests {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
+
+    #[test]
+    fn a_directory_with_mode_0600_is_refused_as_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.d");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = AuditKey::from_file(&path).unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains("cannot read"), "{e}");
+        assert!(e.contains("key.d"), "{e}");
+    }
+
+    #[test]
+    fn no_key_in_the_environment_is_none() {
+        // No test sets CHARON_AUDIT_KEY; the process runs without it.
+        if std::env::var_os(KEY_ENV).is_none() {
+            assert!(AuditKey::from_env().unwrap().is_none());
+        }
+    }
 }

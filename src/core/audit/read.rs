@@ -334,4 +334,16 @@ mod tests {
         assert_eq!(cell("=HYPERLINK(1)"), "\"'=HYPERLINK(1)\"");
         assert_eq!(cell("line\nbreak"), "\"line\nbreak\"");
     }
+
+    #[test]
+    fn export_formats_parse_by_name_and_nothing_else() {
+        for f in [ExportFormat::Jsonl, ExportFormat::Csv] {
+            assert_eq!(ExportFormat::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(ExportFormat::parse("jsonl"), Some(ExportFormat::Jsonl));
+        assert_eq!(ExportFormat::parse("csv"), Some(ExportFormat::Csv));
+        assert_eq!(ExportFormat::parse("CSV"), None);
+        assert_eq!(ExportFormat::parse("xml"), None);
+        assert_eq!(ExportFormat::parse(""), None);
+    }
 }

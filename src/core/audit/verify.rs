@@ -550,6 +550,18 @@ mod tests {
             ),
             "truncated: the log ends at seq 5 but the checkpoint of 2026-01-02T03:04:05Z names seq 9"
         );
+        assert_eq!(
+            shown(5, Problem::HeadMismatch),
+            "changed: the head's hash differs from the hash of seq 5"
+        );
+        assert_eq!(
+            shown(3, Problem::CheckpointMismatch),
+            "changed: seq 3 differs from the checkpoint: the log was rewritten after it"
+        );
+        assert_eq!(
+            shown(2, Problem::Unreadable("unknown outcome".into())),
+            "changed: seq 2 cannot be read: unknown outcome"
+        );
     }
 
     #[test]
@@ -571,5 +583,47 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         let bad = cp.to_json().replace(&hex::encode([7u8; 32]), "abcd");
         assert!(Checkpoint::from_json(&bad).is_err());
+    }
+
+    fn checkpoint() -> Checkpoint {
+        Checkpoint {
+            seq: 42,
+            hash: [7; 32],
+            at: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn checkpoint_file_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("head.json");
+        match checkpoint().write(&path) {
+            Err(Error::Io(e)) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+                assert!(e.to_string().contains("checkpoint "), "{e}");
+                assert!(e.to_string().contains("head.json"), "{e}");
+            }
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        match Checkpoint::read(&path) {
+            Err(Error::Io(e)) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+                assert!(e.to_string().contains("head.json"), "{e}");
+            }
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        let bad = dir.path().join("bad.json");
+        std::fs::write(
+            &bad,
+            r#"{"seq": 1, "hash": "abcd", "at": "2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        match Checkpoint::read(&bad) {
+            Err(Error::InvalidInput(m)) => {
+                assert!(m.contains("bad.json"), "{m}");
+                assert!(m.contains("not 32 bytes of hex"), "{m}");
+            }
+            other => panic!("expected invalid input, got {other:?}"),
+        }
     }
 }

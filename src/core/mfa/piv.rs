@@ -300,6 +300,73 @@ mod tests {
     }
 
     #[test]
+    fn slots_name_their_piv_slot_ids() {
+        for (slot, name, id) in [
+            (
+                PivSlot::Authentication,
+                "9a",
+                yubikey::piv::SlotId::Authentication,
+            ),
+            (PivSlot::Signature, "9c", yubikey::piv::SlotId::Signature),
+        ] {
+            assert_eq!(slot.as_str(), name);
+            assert_eq!(PivSlot::parse(name), Some(slot));
+            assert_eq!(slot.slot_id(), id);
+        }
+    }
+
+    #[test]
+    fn an_accepted_signature_hands_over_its_proof() {
+        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        let ch = Challenge::new("step-up", b"plan").unwrap();
+        let sig: Signature = sk.sign(ch.as_bytes());
+        let ok = verify_piv_signature(&enrolled(&sk), &ch, sig.to_der().as_bytes()).unwrap();
+        let key_id = ok.key_id.clone();
+        let proof = ok.into_proof();
+        assert_eq!(proof.factor(), FactorKind::Piv);
+        assert_eq!(proof.key_id(), key_id);
+        assert!(proof.authorises(b"plan"));
+        assert!(!proof.authorises(b"other plan"));
+    }
+
+    #[test]
+    fn more_card_errors_in_plain_words() {
+        assert_eq!(card_error(yubikey::Error::NotFound), MfaError::NoCard);
+        assert_eq!(card_error(yubikey::Error::PinLocked), MfaError::PinBlocked);
+        assert_eq!(
+            card_error(yubikey::Error::AppletNotFound { applet_name: "PIV" }),
+            MfaError::Piv("the card has no PIV applet".into())
+        );
+        assert_eq!(
+            card_error(yubikey::Error::AuthenticationError),
+            MfaError::Piv("authentication error".into())
+        );
+    }
+
+    /// Without a card (and usually without pcscd) on this machine, the check
+    /// fails before any signature, with a card error, never an acceptance.
+    #[test]
+    fn without_a_card_the_check_fails_with_a_card_error() {
+        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        let ch = Challenge::new("login", b"").unwrap();
+        let pin = Secret::new("123456".to_string());
+        // Never spend a PIN try on a real key that happens to be plugged in.
+        if open_card().is_err() {
+            let r = verify_with_card(&enrolled(&sk), PivSlot::Authentication, &pin, &ch);
+            assert!(
+                matches!(
+                    r,
+                    Err(MfaError::NoCard
+                        | MfaError::NoPcscDaemon
+                        | MfaError::SeveralCards
+                        | MfaError::Piv(_))
+                ),
+                "{r:?}"
+            );
+        }
+    }
+
+    #[test]
     fn slots() {
         assert_eq!(PivSlot::parse("9A"), Some(PivSlot::Authentication));
         assert_eq!(PivSlot::parse("9c"), Some(PivSlot::Signature));
