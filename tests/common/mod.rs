@@ -104,3 +104,32 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// `pg_dump -Fc` of `url` into `path`, with the `<path>.sha256` file a
+/// backup source checks it against.
+pub fn pg_dump_with_sha256(url: &str, path: &std::path::Path) {
+    use sha2::Digest;
+    let out = std::process::Command::new(
+        charon::core::restore::tools::find("pg_dump", None).expect("pg_dump is installed"),
+    )
+    .arg("-Fc")
+    .arg("-f")
+    .arg(path)
+    .arg(format!("--dbname={url}"))
+    .env("TZ", "UTC")
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()));
+    let mut sum = path.as_os_str().to_owned();
+    sum.push(".sha256");
+    std::fs::write(
+        std::path::PathBuf::from(sum),
+        format!("{hash}  {}\n", path.file_name().unwrap().to_string_lossy()),
+    )
+    .unwrap();
+}

@@ -99,17 +99,11 @@ pub struct Executor<'a> {
     pub export_dir: &'a std::path::Path,
 }
 
-/// A test hook: with `CHARON_ERASURE_PAUSE_AT=<point>` the process stops at
-/// that point (prints `paused at <point>` on stderr and sleeps), so that the
-/// crash tests can SIGKILL it exactly there. Points: `pluto_applied`,
-/// `console_committed`, `pluto_committed`, `queue_started`.
+/// The crash tests' pause points (`CHARON_ERASURE_PAUSE_AT`, see
+/// [`crate::core::pause_point`]): `pluto_applied`, `console_committed`,
+/// `pluto_committed`, `queue_started`.
 async fn pause_point(point: &'static str) {
-    if std::env::var("CHARON_ERASURE_PAUSE_AT").is_ok_and(|v| v == point) {
-        eprintln!("paused at {point}");
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-        }
-    }
+    crate::core::pause_point("CHARON_ERASURE_PAUSE_AT", point).await;
 }
 
 /// A console connection holding the request's advisory lock; detached from

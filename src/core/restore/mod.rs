@@ -39,6 +39,11 @@ use crate::core::datamap::{DataMap, validate_against_catalog};
 /// Prefix of every scratch database; the cleanup drops nothing else.
 pub const SCRATCH_PREFIX: &str = "charon_restore_";
 
+/// The first key of the advisory lock a run holds on its scratch database's
+/// name (the second is `hashtext(name)`), for as long as the database
+/// exists: a scratch database whose lock is free belongs to no live run.
+const SCRATCH_LOCK_CLASS: i32 = 0x6368_7273;
+
 /// Limits and knobs of one restore test.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -418,7 +423,21 @@ pub async fn run_restore_test(
             "scratch target",
             "no restore server configured ([restore] server_url)",
         ),
-        (Ok(_), _) => Check::pass("scratch target", format!("{name} (new)")),
+        (Ok(_), _) => {
+            // Scratch databases of runs that were killed (SIGKILL, a lost
+            // machine) are removed first; a live run's are left alone.
+            match sweep_leftovers(restore_server_url).await {
+                Ok(swept) if !swept.is_empty() => Check::pass(
+                    "scratch target",
+                    format!(
+                        "{name} (new); removed {} left by an interrupted run: {}",
+                        swept.len(),
+                        swept.join(", ")
+                    ),
+                ),
+                _ => Check::pass("scratch target", format!("{name} (new)")),
+            }
+        }
     };
     let target_ok = target.passed;
     checks.push(target);
@@ -461,7 +480,9 @@ pub async fn run_restore_test(
                 Some(path) => pg_restore(opts, path, &url).await,
                 None => Err("no archive to restore".to_string()),
             };
-            (Target::Database(scratch), url, restored, t.elapsed())
+            let took = t.elapsed();
+            crate::core::pause_point("CHARON_RESTORE_PAUSE_AT", "restored").await;
+            (Target::Database(scratch), url, restored, took)
         }
     };
     let scratch_db = Some(scratch.label(&name));
@@ -907,6 +928,10 @@ struct Scratch {
     server_url: String,
     name: String,
     armed: bool,
+    /// The connection holding the advisory lock on `name` (see
+    /// [`SCRATCH_LOCK_CLASS`]); closed once the database is gone, and with
+    /// the process if it dies.
+    lock: Option<PgConnection>,
 }
 
 impl Scratch {
@@ -919,6 +944,15 @@ impl Scratch {
         if !valid_scratch_name(name) {
             return Err(format!("`{name}` is not a scratch database name"));
         }
+        let mut lock = PgConnection::connect(server_url)
+            .await
+            .map_err(|e| format!("restore server unreachable: {e}"))?;
+        sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+            .bind(SCRATCH_LOCK_CLASS)
+            .bind(name)
+            .execute(&mut lock)
+            .await
+            .map_err(|e| format!("cannot lock the scratch database name: {e}"))?;
         let mut admin = PgConnection::connect(server_url)
             .await
             .map_err(|e| format!("restore server unreachable: {e}"))?;
@@ -926,6 +960,7 @@ impl Scratch {
             server_url: server_url.to_string(),
             name: name.to_string(),
             armed: true,
+            lock: Some(lock),
         };
         // The name was checked above: charon_restore_[a-z0-9_]*.
         let created = sqlx::query(sqlx::AssertSqlSafe(create_sql(name)))
@@ -942,6 +977,9 @@ impl Scratch {
     async fn drop_now(&mut self) -> Result<(), String> {
         drop_database(&self.server_url, &self.name).await?;
         self.armed = false;
+        if let Some(lock) = self.lock.take() {
+            lock.close().await.ok();
+        }
         Ok(())
     }
 }
@@ -979,6 +1017,46 @@ async fn end_pending_create(server_url: &str, name: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     admin.close().await.ok();
+}
+
+/// Drops the scratch databases on the restore server that no live run
+/// holds (their advisory lock is free: the run that created them was killed
+/// before it could drop them). Returns the names dropped.
+async fn sweep_leftovers(server_url: &str) -> Result<Vec<String>, String> {
+    let mut admin = PgConnection::connect(server_url)
+        .await
+        .map_err(|e| format!("restore server unreachable: {e}"))?;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname",
+    )
+    .bind(SCRATCH_PREFIX)
+    .fetch_all(&mut admin)
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut dropped = Vec::new();
+    for name in names.into_iter().filter(|n| valid_scratch_name(n)) {
+        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            .bind(SCRATCH_LOCK_CLASS)
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !free {
+            continue;
+        }
+        let gone = drop_database(server_url, &name).await;
+        sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+            .bind(SCRATCH_LOCK_CLASS)
+            .bind(&name)
+            .execute(&mut admin)
+            .await
+            .map_err(|e| e.to_string())?;
+        if gone.is_ok() {
+            dropped.push(name);
+        }
+    }
+    admin.close().await.ok();
+    Ok(dropped)
 }
 
 async fn drop_database(server_url: &str, name: &str) -> Result<(), String> {
