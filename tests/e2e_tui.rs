@@ -22,13 +22,11 @@ use charon::core::audit::{self, AuditKey};
 use charon::core::console::REVEAL_FOR;
 use charon::core::operators;
 use charon::core::records::Kind;
-use charon::core::restore::tools;
 use charon::core::session::Role;
 use charon::pluto::{SeedOptions, seed};
 use common::cli::{Binary, TestOtpKey};
 use common::tmux::{Tmux, WAIT, charon_bin, sh_quote};
 use common::{TestDb, server_url};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 const MASTER: [u8; 32] = [0x5a; 32];
@@ -950,23 +948,7 @@ async fn two_compliance_officers_erase_a_subject() {
 /// `pg_dump -Fc` of the Pluto database into the `dir` source, with its sha256.
 fn dump(s: &Setup, name: &str) -> PathBuf {
     let path = s.bin.dir.path().join("dumps").join(name);
-    let out = std::process::Command::new(tools::find("pg_dump", None).expect("pg_dump installed"))
-        .arg("-Fc")
-        .arg("-f")
-        .arg(&path)
-        .arg(format!("--dbname={}", s.pluto.url.expose()))
-        .env("TZ", "UTC")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let hash = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
-    let mut sum = path.as_os_str().to_owned();
-    sum.push(".sha256");
-    std::fs::write(PathBuf::from(sum), format!("{hash}  {name}\n")).unwrap();
+    common::pg_dump_with_sha256(s.pluto.url.expose(), &path);
     path
 }
 

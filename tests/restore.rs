@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use charon::core::restore::{
-    self, Backup, DirSource, Ledger, RestoreOptions, Source, Verdict, run_restore_test, tools,
+    self, Backup, DirSource, Ledger, RestoreOptions, Source, Verdict, run_restore_test,
 };
 use charon::pluto::{SeedOptions, seed};
 use common::{TestDb, server_url};
-use sha2::{Digest, Sha256};
 
 async fn seeded(prefix: &str) -> TestDb {
     let db = TestDb::new(prefix).await;
@@ -32,35 +31,9 @@ async fn seeded(prefix: &str) -> TestDb {
 
 /// `pg_dump -Fc` of `db` into `dir/NAME`, with `NAME.sha256` beside it.
 fn dump(db: &TestDb, dir: &Path, name: &str) -> PathBuf {
-    let pg_dump = tools::find("pg_dump", None).expect("pg_dump installed");
     let path = dir.join(name);
-    let out = std::process::Command::new(pg_dump)
-        .arg("-Fc")
-        .arg("-f")
-        .arg(&path)
-        .arg(format!("--dbname={}", db.url.expose()))
-        .env("TZ", "UTC")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    write_sha256(&path);
+    common::pg_dump_with_sha256(db.url.expose(), &path);
     path
-}
-
-fn write_sha256(path: &Path) {
-    let hash = hex::encode(Sha256::digest(std::fs::read(path).unwrap()));
-    let name = path.file_name().unwrap().to_str().unwrap();
-    std::fs::write(sum_path(path), format!("{hash}  {name}\n")).unwrap();
-}
-
-fn sum_path(path: &Path) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".sha256");
-    PathBuf::from(p)
 }
 
 fn opts() -> RestoreOptions {
@@ -239,7 +212,11 @@ async fn wrong_or_missing_sha256_fails() {
     let live = seeded("rs_sum").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dump(&live, dir.path(), "pluto.dump");
-    std::fs::write(sum_path(&path), format!("{}  pluto.dump\n", "0".repeat(64))).unwrap();
+    std::fs::write(
+        common::sha256_path(&path),
+        format!("{}  pluto.dump\n", "0".repeat(64)),
+    )
+    .unwrap();
     let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
     let v = run(&source, &backup, &live, &opts()).await;
@@ -252,7 +229,7 @@ async fn wrong_or_missing_sha256_fails() {
     );
     assert_eq!(v.scratch_db, None);
 
-    std::fs::remove_file(sum_path(&path)).unwrap();
+    std::fs::remove_file(common::sha256_path(&path)).unwrap();
     let backup = only_backup(&source).await;
     assert_eq!(backup.sha256_expected, None);
     let v = run(&source, &backup, &live, &opts()).await;
@@ -274,7 +251,7 @@ async fn truncated_archive_fails_the_restore_and_leaves_nothing() {
     std::fs::write(&path, &bytes[..bytes.len() * 2 / 3]).unwrap();
     // The checksum was taken after the truncation (a dump cut short): it
     // matches, so only the restore can tell.
-    write_sha256(&path);
+    common::write_sha256(&path);
 
     let source = Source::from(DirSource::new("local", dir.path()));
     let backup = only_backup(&source).await;
@@ -463,7 +440,7 @@ async fn dir_source_lists_by_the_time_in_the_archive() {
     assert!(source.get("nope.dump").await.is_err());
 
     // An unreadable header fails the age check with the reason.
-    write_sha256(&garbage.path);
+    common::write_sha256(&garbage.path);
     let garbage = source.get("garbage.dump").await.unwrap();
     let v = run(&source, &garbage, &live, &opts()).await;
     let a = check(&v, "age");

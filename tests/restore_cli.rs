@@ -12,13 +12,11 @@ use std::process::{Command, Stdio};
 
 use charon::core::audit::{self, AuditFilter, Outcome};
 use charon::core::mfa::otp::{self, AesKey, OtpToken, PrivateId};
-use charon::core::restore::tools;
 use charon::core::secrets::MasterKey;
 use charon::core::session::Role;
 use charon::core::{keys, operators};
 use charon::pluto::{SeedOptions, seed};
 use common::{TestDb, server_url};
-use sha2::{Digest, Sha256};
 
 const PUBLIC_ID: &str = "cccccbhkevrt";
 const AES: [u8; 16] = [0x21; 16];
@@ -38,22 +36,6 @@ fn otp_n(n: u8) -> String {
         },
     )
     .unwrap()
-}
-
-fn dump(url: &str, path: &Path) {
-    let out = Command::new(tools::find("pg_dump", None).unwrap())
-        .arg("-Fc")
-        .arg("-f")
-        .arg(path)
-        .arg(format!("--dbname={url}"))
-        .env("TZ", "UTC")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let hash = hex::encode(Sha256::digest(std::fs::read(path).unwrap()));
-    let mut sum = path.as_os_str().to_owned();
-    sum.push(".sha256");
-    std::fs::write(std::path::PathBuf::from(sum), format!("{hash}  x\n")).unwrap();
 }
 
 fn run(cfg: &Path, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
@@ -121,7 +103,7 @@ async fn restore_test_cli_for_cron_exit_codes_history_and_audit() {
     let dir = tempfile::tempdir().unwrap();
     let backups = dir.path().join("dumps");
     std::fs::create_dir(&backups).unwrap();
-    dump(pluto.url.expose(), &backups.join("pluto-a.dump"));
+    common::pg_dump_with_sha256(pluto.url.expose(), &backups.join("pluto-a.dump"));
     let cfg = dir.path().join("config.toml");
     std::fs::write(
         &cfg,

@@ -10,11 +10,9 @@ use std::time::Duration;
 
 use charon::core::restore::{
     self, Ledger, PgBackRestSource, RestoreOptions, Source, SshSource, Verdict, run_restore_test,
-    tools,
 };
 use charon::pluto::{SeedOptions, seed};
 use common::{TestDb, server_url};
-use sha2::{Digest, Sha256};
 
 async fn seeded(prefix: &str) -> TestDb {
     let db = TestDb::new(prefix).await;
@@ -29,31 +27,6 @@ async fn seeded(prefix: &str) -> TestDb {
     .await
     .unwrap();
     db
-}
-
-fn dump(url: &str, path: &Path) {
-    let out = Command::new(tools::find("pg_dump", None).unwrap())
-        .arg("-Fc")
-        .arg("-f")
-        .arg(path)
-        .arg(format!("--dbname={url}"))
-        .env("TZ", "UTC")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    write_sha256(path);
-}
-
-fn write_sha256(path: &Path) {
-    let hash = hex::encode(Sha256::digest(std::fs::read(path).unwrap()));
-    let name = path.file_name().unwrap().to_str().unwrap();
-    let mut p = path.as_os_str().to_owned();
-    p.push(".sha256");
-    std::fs::write(PathBuf::from(p), format!("{hash}  {name}\n")).unwrap();
 }
 
 async fn console_db() -> TestDb {
@@ -232,7 +205,7 @@ async fn ssh_source_lists_and_restore_tests_over_a_real_sshd() {
     let sshd = Sshd::start();
     let live = seeded("rr_ssh").await;
     let backups = sshd.backups();
-    dump(live.url.expose(), &backups.join("pluto-1.dump"));
+    common::pg_dump_with_sha256(live.url.expose(), &backups.join("pluto-1.dump"));
     let before = listing(&backups);
     let source = Source::Ssh(sshd.source());
 

@@ -108,7 +108,6 @@ impl Drop for TestDb {
 /// `pg_dump -Fc` of `url` into `path`, with the `<path>.sha256` file a
 /// backup source checks it against.
 pub fn pg_dump_with_sha256(url: &str, path: &std::path::Path) {
-    use sha2::Digest;
     let out = std::process::Command::new(
         charon::core::restore::tools::find("pg_dump", None).expect("pg_dump is installed"),
     )
@@ -124,12 +123,20 @@ pub fn pg_dump_with_sha256(url: &str, path: &std::path::Path) {
         "pg_dump: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    write_sha256(path);
+}
+
+/// Writes `<path>.sha256` (`sha256sum` format) for the file at `path`.
+pub fn write_sha256(path: &std::path::Path) {
+    use sha2::Digest;
     let hash = hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()));
-    let mut sum = path.as_os_str().to_owned();
-    sum.push(".sha256");
-    std::fs::write(
-        std::path::PathBuf::from(sum),
-        format!("{hash}  {}\n", path.file_name().unwrap().to_string_lossy()),
-    )
-    .unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    std::fs::write(sha256_path(path), format!("{hash}  {name}\n")).unwrap();
+}
+
+/// `<path>.sha256`.
+pub fn sha256_path(path: &std::path::Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".sha256");
+    std::path::PathBuf::from(p)
 }
