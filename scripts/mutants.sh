@@ -32,7 +32,9 @@
 #   MUTANTS_OUT       where results go (default target/mutants/<module>/)
 #   MUTANTS_SAMPLE    N: test only every Nth mutant of each module (round-robin
 #                     shard 0/N), for an estimate of the score when a full run
-#                     does not fit in the time there is
+#                     does not fit in the time there is. K/N: shard K of N
+#                     instead; shards 0/N .. N-1/N together are a full run
+#                     that can be spread over several sittings
 #   MUTANTS_BASELINE  run (default): first run the tests on the unmutated tree;
 #                     skip: assume they pass (after a run that checked it)
 #   MUTANTS_TIMEOUT, MUTANTS_BUILD_TIMEOUT  seconds per test run / per build
@@ -82,8 +84,13 @@ common=(--no-shuffle --baseline "${MUTANTS_BASELINE:-run}"
   --timeout "${MUTANTS_TIMEOUT:-300}" --build-timeout "${MUTANTS_BUILD_TIMEOUT:-900}")
 # In place there is one tree, so one mutant at a time (cargo-mutants refuses --jobs).
 if [ "$IN_PLACE" = 1 ]; then common+=(--in-place); else common+=(--jobs "$JOBS"); fi
+SHARD=""
 if [ -n "${MUTANTS_SAMPLE:-}" ]; then
-  common+=(--shard "0/$MUTANTS_SAMPLE" --sharding round-robin)
+  case "$MUTANTS_SAMPLE" in
+    */*) SHARD="$MUTANTS_SAMPLE" ;;
+    *) SHARD="0/$MUTANTS_SAMPLE" ;;
+  esac
+  common+=(--shard "$SHARD" --sharding round-robin)
 fi
 
 count() { # count FILE: lines in a cargo-mutants result list (0 if absent)
@@ -98,7 +105,7 @@ for m in "${modules[@]}"; do
   if [ "${MUTANTS_LIST:-0}" = 1 ]; then
     n=$(cargo mutants --list "${sel[@]}" "${EXTRA[@]}" | grep -c . || true)
     if [ -n "${MUTANTS_SAMPLE:-}" ]; then
-      n="$n (sampled: $(cargo mutants --list "${sel[@]}" --shard "0/$MUTANTS_SAMPLE" --sharding round-robin "${EXTRA[@]}" | grep -c . || true))"
+      n="$n (sampled: $(cargo mutants --list "${sel[@]}" --shard "$SHARD" --sharding round-robin "${EXTRA[@]}" | grep -c . || true))"
     fi
     summary+=("$m: $n mutants")
     continue
