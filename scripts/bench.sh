@@ -3,7 +3,7 @@
 # the table (figure, target, measured, baseline, met) at the top of
 # BENCHMARKS.md. The detailed write-ups below the table are left alone.
 #
-#   scripts/bench.sh            # full scale: 100,000 tenants, ~10 M rows (~40 min)
+#   scripts/bench.sh            # full scale: 100,000 tenants, ~10 M rows (~10 min on a quiet machine)
 #   scripts/bench.sh --quick    # a small run that checks the runner itself (~3 min)
 #   scripts/bench.sh --tenants 30000
 #
