@@ -509,3 +509,60 @@ async fn a_server_frozen_mid_query_does_not_hang_the_action() {
     }
     assert!(matches!(back, Some(Reply::Tenants(_))), "{back:?}");
 }
+
+/// A `BEGIN` cut off by a timeout while the server was frozen (sqlx 0.9.0
+/// then leaves the connection inside that transaction: sqlx issue #4393)
+/// must never give the next borrower a connection inside a transaction:
+/// its autocommit statements (an audit entry, a redaction record) would
+/// run in the stale transaction, never commit, and be lost. charon's pools
+/// close such a connection when it comes back (`db::connect_sized`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_begin_cut_off_by_a_timeout_never_leaves_a_pooled_connection_in_a_transaction() {
+    use charon::core::config::Timeouts;
+    use charon::core::db;
+
+    let d = Db::start("cutoff").await;
+    // One connection, so the next statement must get the same one back
+    // (or a new one, if the pool closed it).
+    let pool = db::connect_sized(&d.url, db::CONSOLE, &Timeouts::default(), 1)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE entries (n int)")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // The connection is taken from the pool while the server answers (the
+    // pool's check of an idle connection is a round trip), then the server
+    // freezes with the BEGIN in flight, as in `pool.begin()` on a server
+    // that stops answering between the two.
+    let mut conn = pool.acquire().await.unwrap();
+    let frozen = Frozen::freeze(&d.cluster);
+    let cut = tokio::time::timeout(Duration::from_millis(500), conn.begin())
+        .await
+        .is_err();
+    assert!(cut, "BEGIN cannot have been answered by a frozen server");
+    drop(conn);
+    drop(frozen);
+
+    // The next borrower: one autocommit statement, as the audit append's.
+    sqlx::query("INSERT INTO entries VALUES (1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Committed: another session sees it.
+    let mut other = PgConnection::connect(d.url.expose()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM entries")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "the INSERT ran inside the cut-off transaction");
+    // And nothing is left idle in a transaction on the server.
+    let idle: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'",
+    )
+    .fetch_one(&mut other)
+    .await
+    .unwrap();
+    assert_eq!(idle, 0);
+}

@@ -40,12 +40,34 @@ pub async fn connect_sized(
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(timeouts.connect)
+        .after_release(|conn, _| Box::pin(async move { not_in_a_transaction(conn).await }))
         .connect_with(options)
         .await
         .map_err(|e| Error::Unavailable {
             which,
             detail: e.to_string(),
         })
+}
+
+/// Whether a connection coming back to the pool may be handed out again:
+/// only when it is not inside a transaction block. sqlx 0.9.0 returns a
+/// connection to the pool inside a transaction when a `begin()` is dropped
+/// while its `BEGIN` is in flight (sqlx issue #4393, fixed upstream after
+/// 0.9.0), as charon's timeouts do when a server freezes. The next borrower's
+/// autocommit statements would then run in that transaction and never
+/// commit: an audit entry that reads as written but is not, then lost on
+/// rollback. So such a connection is closed, not reused.
+///
+/// One simple-protocol round trip per release: in a transaction block its
+/// start is earlier than this statement's; in the implicit transaction of a
+/// lone statement the two are equal. An aborted transaction makes the query
+/// fail, which closes the connection too.
+async fn not_in_a_transaction(conn: &mut sqlx::PgConnection) -> sqlx::Result<bool> {
+    use sqlx::Row;
+    let row = sqlx::raw_sql("SELECT transaction_timestamp() = statement_timestamp()")
+        .fetch_one(&mut *conn)
+        .await?;
+    row.try_get(0)
 }
 
 /// Brings the console database's schema up to date.
