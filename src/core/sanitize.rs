@@ -47,9 +47,29 @@ pub fn sanitize(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A short, safe excerpt of text from outside (a server's answer, a
+/// library's error): sanitized, and cut after `max` characters with `…`.
+/// For messages that quote what another party said.
+pub fn excerpt(s: &str, max: usize) -> String {
+    let s = sanitize(s);
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", s.get(..i).unwrap_or("")),
+        None => s.into_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpts_are_safe_and_short() {
+        assert_eq!(excerpt("plain", 10), "plain");
+        assert_eq!(excerpt("exactly10!", 10), "exactly10!");
+        assert_eq!(excerpt("eleven chars", 10), "eleven cha…");
+        assert_eq!(excerpt("\u{1b}[2Jx", 5), "\\x1b[…");
+        assert_eq!(excerpt("", 3), "");
+    }
 
     #[test]
     fn safe_text_is_borrowed_unchanged() {

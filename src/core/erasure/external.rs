@@ -152,11 +152,7 @@ impl Systems {
 }
 
 fn short(s: &str) -> String {
-    let s = crate::core::sanitize::sanitize(s);
-    match s.char_indices().nth(300) {
-        Some((i, _)) => format!("{}…", s.get(..i).unwrap_or("")),
-        None => s.to_string(),
-    }
+    crate::core::sanitize::excerpt(s, 300)
 }
 
 /// The object's path under the configured prefix. Refuses keys that would

@@ -207,7 +207,12 @@ impl ValidationClient {
             .split_whitespace()
             .nth(1)
             .and_then(|c| c.parse::<u16>().ok())
-            .ok_or_else(|| MfaError::ServerProtocol(format!("bad status line {status_line:?}")))?;
+            .ok_or_else(|| {
+                MfaError::ServerProtocol(format!(
+                    "bad status line \"{}\"",
+                    crate::core::sanitize::excerpt(status_line, 80)
+                ))
+            })?;
         if code != 200 {
             return Err(MfaError::ServerProtocol(format!("HTTP status {code}")));
         }
@@ -240,9 +245,12 @@ pub fn parse_response(body: &str) -> Result<Vec<(String, String)>, MfaError> {
         if line.is_empty() {
             continue;
         }
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| MfaError::ServerProtocol(format!("line without '=': {line:?}")))?;
+        let (k, v) = line.split_once('=').ok_or_else(|| {
+            MfaError::ServerProtocol(format!(
+                "line without '=': \"{}\"",
+                crate::core::sanitize::excerpt(line, 80)
+            ))
+        })?;
         out.push((k.to_string(), v.to_string()));
     }
     if out.is_empty() {
@@ -336,6 +344,18 @@ mod tests {
     const KEY_B64: &str = "mG5be6ZJU1qBGz24yPh/ESM3UdU=";
     const OTP: &str = "vvccccccbdefghijklnrtuvcbdefghijklnrtuvcbdef";
     const NONCE: &str = "abcdefghijklmnopqrstuvwxyz012345";
+
+    #[test]
+    fn a_hostile_response_line_is_quoted_escaped_and_cut() {
+        let line = format!("\u{1b}]0;pwned\u{7}{}", "A".repeat(500));
+        let Err(MfaError::ServerProtocol(m)) = parse_response(&line) else {
+            panic!("a line without '=' is a protocol error");
+        };
+        assert!(!m.contains('\u{1b}') && !m.contains('\u{7}'), "{m:?}");
+        assert!(m.contains("\\x1b]0;pwned\\x07"), "{m}");
+        assert!(m.ends_with("…\""), "{m}");
+        assert!(m.chars().count() < 120, "{} chars", m.chars().count());
+    }
 
     fn key() -> Vec<u8> {
         B64.decode(KEY_B64).unwrap()
