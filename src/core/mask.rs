@@ -7,7 +7,14 @@ pub fn email(value: &str) -> String {
         return "***".to_string();
     };
     let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
-    let tld = domain.rsplit_once('.').map(|(_, t)| t).unwrap_or("");
+    // The top-level domain is shown only when it looks like one (2 to 6
+    // ASCII letters: `com`, `co.uk`'s `uk`, `museum`); anything else after
+    // the last dot may be a name or a number someone typed into the field.
+    let tld = domain
+        .rsplit_once('.')
+        .map(|(_, t)| t)
+        .filter(|t| (2..=6).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphabetic()))
+        .unwrap_or("");
     if tld.is_empty() {
         format!("{}***@{}***", first(local), first(domain))
     } else {
@@ -48,6 +55,12 @@ mod tests {
         assert_eq!(email("jane.doe@gmail.com"), "j***@g***.com");
         assert_eq!(email("no-at-sign"), "***");
         assert_eq!(email("x@localhost"), "x***@l***");
+        // What follows the last dot is shown only when it looks like a TLD.
+        assert_eq!(email("jane@example.museum"), "j***@e***.museum");
+        assert_eq!(email("jane@acme.janedoe1980"), "j***@a***");
+        assert_eq!(email("jane@acme.4111111111111111"), "j***@a***");
+        assert_eq!(email("jane@acme.smithsonian"), "j***@a***");
+        assert_eq!(email("jane@acme.c"), "j***@a***");
         assert_eq!(phone("+1 415-555-0134"), "•••••••••34");
         assert_eq!(phone("12"), "•••");
         assert_eq!(name("Jane Mary doe"), "J. M. D.");
