@@ -37,6 +37,9 @@
 #                     that can be spread over several sittings
 #   MUTANTS_BASELINE  run (default): first run the tests on the unmutated tree;
 #                     skip: assume they pass (after a run that checked it)
+#   MUTANTS_TOOL      nextest (default when cargo-nextest is installed) or cargo:
+#                     nextest stops a mutant's test run at its first failing
+#                     test, where cargo test finishes the whole test binary
 #   MUTANTS_TIMEOUT, MUTANTS_BUILD_TIMEOUT  seconds per test run / per build
 #   CHARON_TEST_DATABASE_URL  the PostgreSQL the tests use (as for cargo test)
 set -euo pipefail
@@ -82,6 +85,11 @@ modules=("$@")
 
 common=(--no-shuffle --baseline "${MUTANTS_BASELINE:-run}"
   --timeout "${MUTANTS_TIMEOUT:-300}" --build-timeout "${MUTANTS_BUILD_TIMEOUT:-900}")
+TOOL="${MUTANTS_TOOL:-}"
+if [ -z "$TOOL" ]; then
+  if cargo nextest --version >/dev/null 2>&1; then TOOL=nextest; else TOOL=cargo; fi
+fi
+common+=(--test-tool "$TOOL")
 # In place there is one tree, so one mutant at a time (cargo-mutants refuses --jobs).
 if [ "$IN_PLACE" = 1 ]; then common+=(--in-place); else common+=(--jobs "$JOBS"); fi
 SHARD=""
