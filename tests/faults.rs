@@ -310,7 +310,9 @@ async fn cli_against_a_stopped_database_exits_non_zero_with_a_clear_message() {
     assert!(matches!(code, Some(c) if c != 0), "{code:?} {out} {err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(
-        err.contains("pluto") && err.contains("unavailable"),
+        err.contains("pluto")
+            && err.contains("unavailable")
+            && err.contains("no server is listening"),
         "{err}"
     );
     assert!(!out.contains(&s.tenant), "{out}");
@@ -329,7 +331,9 @@ async fn cli_against_a_stopped_database_exits_non_zero_with_a_clear_message() {
     assert!(matches!(code, Some(c) if c != 0), "{code:?} {out} {err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(
-        err.contains("console") && err.contains("unavailable"),
+        err.contains("console")
+            && err.contains("unavailable")
+            && err.contains("no server is listening"),
         "{err}"
     );
     assert!(!out.contains(&s.tenant), "{out}");

@@ -233,7 +233,7 @@ fn name_database(kind: ActionKind, e: Error) -> Error {
         {
             Error::Unavailable {
                 which,
-                detail: d.to_string(),
+                detail: db::reason(&d),
             }
         }
         (_, e) => e,
@@ -270,7 +270,7 @@ fn no_answer(which: &'static str, bound: Duration) -> Error {
 fn unreachable_detail(e: &Error) -> String {
     match e {
         Error::Unavailable { detail, .. } => detail.clone(),
-        Error::Database(d) => d.to_string(),
+        Error::Database(d) => db::reason(d),
         other => other.to_string(),
     }
 }

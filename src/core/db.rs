@@ -45,8 +45,26 @@ pub async fn connect_sized(
         .await
         .map_err(|e| Error::Unavailable {
             which,
-            detail: e.to_string(),
+            detail: reason(&e),
         })
+}
+
+/// Why a server could not be reached, in words an operator can act on:
+/// a missing Unix socket says so rather than "No such file or directory".
+pub fn reason(e: &sqlx::Error) -> String {
+    use std::io::ErrorKind;
+    match e {
+        sqlx::Error::Io(io) => match io.kind() {
+            ErrorKind::NotFound => {
+                "no server is listening (its Unix socket does not exist)".to_string()
+            }
+            ErrorKind::ConnectionRefused => {
+                "connection refused: no server is listening there".to_string()
+            }
+            _ => e.to_string(),
+        },
+        _ => e.to_string(),
+    }
 }
 
 /// Whether a connection coming back to the pool may be handed out again:
@@ -142,4 +160,30 @@ pub async fn check_console_schema(pool: &PgPool) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error as IoError, ErrorKind};
+
+    #[test]
+    fn unreachable_servers_are_named_in_words() {
+        let gone = sqlx::Error::Io(IoError::from(ErrorKind::NotFound));
+        assert_eq!(
+            reason(&gone),
+            "no server is listening (its Unix socket does not exist)"
+        );
+        let refused = sqlx::Error::Io(IoError::from(ErrorKind::ConnectionRefused));
+        assert_eq!(
+            reason(&refused),
+            "connection refused: no server is listening there"
+        );
+        let reset = sqlx::Error::Io(IoError::from(ErrorKind::ConnectionReset));
+        assert_eq!(reason(&reset), reset.to_string());
+        assert_eq!(
+            reason(&sqlx::Error::PoolTimedOut),
+            sqlx::Error::PoolTimedOut.to_string()
+        );
+    }
 }
