@@ -9,9 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use charon::core::restore::{
-    self, Ledger, PgBackRestSource, RestoreOptions, Source, SshSource, Verdict, run_restore_test,
+    self, Ledger, RestoreOptions, Source, SshSource, Verdict, run_restore_test,
 };
 use charon::pluto::{SeedOptions, seed};
+use common::pgbackrest::{PgBackRestFixture, pgbackrest_fixture};
 use common::{TestDb, server_url};
 
 async fn seeded(prefix: &str) -> TestDb {
@@ -311,93 +312,15 @@ async fn ssh_source_lists_and_restore_tests_over_a_real_sshd() {
     assert!(e.contains("cannot connect to"), "{e}");
 }
 
-fn runuser(cmd: &mut Command, as_postgres: bool) -> Command {
-    if as_postgres {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(cmd.get_program());
-        c.args(cmd.get_args());
-        c.current_dir("/");
-        c
-    } else {
-        let mut c = Command::new(cmd.get_program());
-        c.args(cmd.get_args());
-        c
-    }
-}
-
 #[tokio::test]
 async fn pgbackrest_source_restores_into_a_throwaway_cluster() {
-    use charon::demo::cluster::Cluster;
-    let cluster = Cluster::empty("charon-pgbr-test-").unwrap();
-    cluster.initdb().unwrap();
-    let dir = cluster.dir().to_path_buf();
-    let as_postgres = cluster.run_as().is_some();
-    let cfg = dir.join("pgbackrest.conf");
-    for sub in ["repo", "log", "lock"] {
-        std::fs::create_dir(dir.join(sub)).unwrap();
-        cluster.own(&dir.join(sub)).unwrap();
-    }
-    std::fs::write(
-        &cfg,
-        format!(
-            "[global]\nrepo1-path={d}/repo\nlog-path={d}/log\nlock-path={d}/lock\nstart-fast=y\n\
-             [test]\npg1-path={d}/data\npg1-socket-path={d}\npg1-port=5432\n",
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    cluster.own(&cfg).unwrap();
-    let conf = cluster.data_dir().join("postgresql.conf");
-    let mut text = std::fs::read_to_string(&conf).unwrap();
-    text.push_str(&format!(
-        "\nwal_level = replica\narchive_mode = on\narchive_command = 'pgbackrest --config={} --stanza=test archive-push %p'\nmax_wal_senders = 3\n",
-        cfg.display()
-    ));
-    std::fs::write(&conf, text).unwrap();
-    cluster.start_server("").unwrap();
-
-    let admin = cluster.url("postgres");
-    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-    sqlx::query("CREATE DATABASE pluto")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    let live = sqlx::PgPool::connect(&cluster.url("pluto")).await.unwrap();
-    seed(
-        &live,
-        &SeedOptions {
-            tenants: 2,
-            seed: 3,
-        },
-        &|_| {},
-    )
-    .await
-    .unwrap();
-
-    let pgbr = |args: &[&str]| {
-        let mut c = Command::new("pgbackrest");
-        c.arg(format!("--config={}", cfg.display()))
-            .arg("--stanza=test")
-            .args(args);
-        let out = runuser(&mut c, as_postgres).output().unwrap();
-        assert!(
-            out.status.success(),
-            "pgbackrest {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    pgbr(&["stanza-create"]);
-    pgbr(&["backup", "--type=full"]);
-
-    let source = Source::PgBackRest(PgBackRestSource {
-        name: "wal".into(),
-        stanza: "test".into(),
-        config: Some(cfg.clone()),
-        database: "pluto".into(),
-        pg_bin_dir: None,
-    });
+    let PgBackRestFixture {
+        cluster,
+        dir,
+        cfg: _,
+        live,
+        source,
+    } = pgbackrest_fixture().await;
     let list = source.list().await.unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     let b = &list[0];

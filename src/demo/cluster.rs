@@ -6,7 +6,7 @@
 //! [`cleanup_all`], which the panic hook and the signal handlers call.
 
 use std::ffi::OsStr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,7 +28,15 @@ struct Running {
 #[derive(Debug)]
 pub struct Cluster {
     running: Running,
+    /// `dir()/charon.lock`, locked (flock) for as long as this process
+    /// lives: a directory whose lock is free was left by a process that was
+    /// killed before it could clean up ([`sweep_leftovers`]).
+    _lock: std::fs::File,
 }
+
+/// The lock file in every cluster directory; it holds the owner's pid,
+/// written once the lock is held.
+const LOCK_FILE: &str = "charon.lock";
 
 impl Cluster {
     /// Creates and starts a cluster in a new directory under `$TMPDIR`.
@@ -48,7 +56,18 @@ impl Cluster {
         let running = Running { dir, bin, user };
         // Registered before anything can fail, so every exit path removes it.
         register(running.clone());
-        let cluster = Cluster { running };
+        let lock = match hold_lock(&running.dir) {
+            Ok(l) => l,
+            Err(e) => {
+                stop(&running);
+                unregister(&running);
+                return Err(e);
+            }
+        };
+        let cluster = Cluster {
+            running,
+            _lock: lock,
+        };
         cluster.own(&cluster.running.dir)?;
         std::fs::set_permissions(&cluster.running.dir, std::fs::Permissions::from_mode(0o700))?;
         Ok(cluster)
@@ -204,6 +223,92 @@ pub fn cleanup_all() {
     }
 }
 
+/// Creates `dir/charon.lock`, locks it for the life of this process and
+/// writes this process's id into it (so a lock file with content is one
+/// whose owner held the lock).
+fn hold_lock(dir: &Path) -> Result<std::fs::File> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.join(LOCK_FILE))?;
+    f.try_lock().map_err(|e| {
+        Error::Io(std::io::Error::other(format!(
+            "cannot lock {}: {e}",
+            dir.join(LOCK_FILE).display()
+        )))
+    })?;
+    writeln!(f, "{}", std::process::id())?;
+    Ok(f)
+}
+
+/// Stops and deletes the throwaway clusters named `prefix*` under `$TMPDIR`
+/// that were left by a process killed before it could clean up (SIGKILL, a
+/// lost machine): those whose lock no live process holds. Returns their
+/// directories. Only directories this account created are considered —
+/// owned by the account the servers run as, mode 0700, with a lock file
+/// owned by this process's user and holding an owner's pid — so that
+/// another local user cannot make it stop a server or delete anything.
+/// Directories still being set up (no pid yet) and those of live runs are
+/// left alone.
+pub fn sweep_leftovers(prefix: &str) -> Vec<PathBuf> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(bin), Ok(user)) = (find_bindir(), unprivileged_user()) else {
+        return Vec::new();
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    let dir_owner = user.map(|(uid, _)| uid).unwrap_or(me);
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    let mut swept = Vec::new();
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let dir = entry.path();
+        // symlink_metadata: a symlink named like a cluster is not followed.
+        let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != dir_owner || meta.mode() & 0o777 != 0o700 {
+            continue;
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        match std::fs::symlink_metadata(&lock_path) {
+            Ok(m) if m.is_file() && m.uid() == me => {}
+            _ => continue,
+        }
+        let Ok(mut lock) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+        else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue; // a live process holds it
+        }
+        let mut owner = String::new();
+        if lock.read_to_string(&mut owner).is_err() || owner.trim().is_empty() {
+            continue; // being set up right now
+        }
+        // Held while stopping and deleting, so two sweeps cannot race.
+        stop(&Running {
+            dir: dir.clone(),
+            bin: bin.clone(),
+            user,
+        });
+        drop(lock);
+        if !dir.exists() {
+            swept.push(dir);
+        }
+    }
+    swept
+}
+
 fn register(r: Running) {
     match RUNNING.lock() {
         Ok(mut v) => v.push(r),
@@ -317,5 +422,75 @@ fn unprivileged_user() -> Result<Option<(u32, u32)>> {
         _ => Err(Error::Config(format!(
             "running as root, and there is no `{name}` account to run the demo cluster as (initdb refuses root); create it or set CHARON_DEMO_PG_USER"
         ))),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A directory under `$TMPDIR` named `prefix + name`, owned as
+    /// [`Cluster::empty`] leaves it, with `mode`, and a lock file holding
+    /// `pid` (empty: none written yet).
+    fn fake(prefix: &str, name: &str, mode: u32, pid: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("{prefix}{name}"));
+        std::fs::create_dir(&dir).unwrap();
+        let mut f = std::fs::File::create(dir.join(LOCK_FILE)).unwrap();
+        f.write_all(pid.as_bytes()).unwrap();
+        if let Some((uid, gid)) = unprivileged_user().unwrap() {
+            nix::unistd::chown(
+                &dir,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .unwrap();
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn only_unlocked_directories_of_ours_with_an_owner_are_swept() {
+        if find_bindir().is_err() {
+            // The sweep needs the server binaries (pg_ctl) to stop a server.
+            panic!("PostgreSQL server binaries not found (apt-get install postgresql)");
+        }
+        let prefix = format!("charon-sweeptest-{}-", std::process::id());
+        let dead = fake(&prefix, "dead", 0o700, "12345\n");
+        let open_mode = fake(&prefix, "mode", 0o755, "12345\n");
+        let new = fake(&prefix, "new", 0o700, "");
+        let live = fake(&prefix, "live", 0o700, "12345\n");
+        let held = std::fs::OpenOptions::new()
+            .write(true)
+            .open(live.join(LOCK_FILE))
+            .unwrap();
+        held.try_lock().unwrap();
+        // A symlink named like a cluster, to a leftover-looking directory
+        // elsewhere: not followed.
+        let target = fake(&format!("other-{prefix}"), "target", 0o700, "1\n");
+        let link = std::env::temp_dir().join(format!("{prefix}link"));
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        // A real cluster directory of this process: locked, so left alone.
+        let mut mine = Cluster::empty(&prefix).unwrap();
+
+        let swept = sweep_leftovers(&prefix);
+
+        assert_eq!(swept, vec![dead.clone()]);
+        assert!(!dead.exists());
+        for kept in [&open_mode, &new, &live, &target, &link, &mine.running.dir] {
+            assert!(
+                std::fs::symlink_metadata(kept).is_ok(),
+                "{} was swept",
+                kept.display()
+            );
+        }
+        drop(held);
+        mine.stop();
+        for d in [&open_mode, &new, &live, &target] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+        std::fs::remove_file(&link).unwrap();
     }
 }

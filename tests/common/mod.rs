@@ -7,6 +7,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cli;
+pub mod pgbackrest;
 pub mod plaid;
 pub mod tmux;
 

@@ -404,13 +404,32 @@ pub async fn run_restore_test(
             "scratch target",
             format!("the live database is unreachable: {e}"),
         ),
-        (Ok(_), Source::PgBackRest(p)) => Check::pass(
-            "scratch target",
-            format!(
+        (Ok(_), Source::PgBackRest(p)) => {
+            // Throwaway clusters of runs that were killed (a stopped server
+            // and its directory would stay for good) are removed first.
+            let swept = tokio::task::spawn_blocking(|| {
+                crate::demo::cluster::sweep_leftovers(pgbackrest::CLUSTER_PREFIX)
+            })
+            .await
+            .unwrap_or_default();
+            let new = format!(
                 "a new throwaway cluster in a fresh temporary directory (database {})",
                 p.database
-            ),
-        ),
+            );
+            if swept.is_empty() {
+                Check::pass("scratch target", new)
+            } else {
+                let names: Vec<String> = swept.iter().map(|d| d.display().to_string()).collect();
+                Check::pass(
+                    "scratch target",
+                    format!(
+                        "{new}; removed {} left by an interrupted run: {}",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                )
+            }
+        }
         (Ok(live_name), _) if live_name == name => Check::fail(
             "scratch target",
             format!("refused: the scratch database `{name}` is the live database"),
@@ -481,10 +500,12 @@ pub async fn run_restore_test(
                 None => Err("no archive to restore".to_string()),
             };
             let took = t.elapsed();
-            crate::core::pause_point("CHARON_RESTORE_PAUSE_AT", "restored").await;
             (Target::Database(scratch), url, restored, took)
         }
     };
+    // A test hook: the crash tests SIGKILL the run here, restored but not
+    // yet checked or cleaned up.
+    crate::core::pause_point("CHARON_RESTORE_PAUSE_AT", "restored").await;
     let scratch_db = Some(scratch.label(&name));
     // The local copy of an ssh archive is not needed any more.
     drop(_fetched.take());

@@ -152,7 +152,7 @@ impl PgBackRestSource {
         backup: &Backup,
         limit: Duration,
     ) -> std::result::Result<Cluster, String> {
-        let cluster = Cluster::empty("charon-restore-").map_err(|e| e.to_string())?;
+        let cluster = Cluster::empty(CLUSTER_PREFIX).map_err(|e| e.to_string())?;
         let data = cluster.data_dir();
         std::fs::create_dir(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
@@ -223,6 +223,9 @@ impl PgBackRestSource {
         Ok(cluster)
     }
 }
+
+/// The name prefix of the throwaway clusters under `$TMPDIR`.
+pub const CLUSTER_PREFIX: &str = "charon-restore-";
 
 /// Parses `pgbackrest info --output=json` for one stanza.
 pub fn parse_info(stanza: &str, json: &str) -> std::result::Result<Vec<Backup>, String> {
