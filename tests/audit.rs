@@ -234,6 +234,21 @@ async fn swapped_entries_are_named_as_reordered_at_the_right_seq() {
     );
 }
 
+/// An entry moved farther than the neighbourhood verify searches (256
+/// seqs): it is still named as reordered, found through the entry whose
+/// hash its `prev_hash` holds (written right after that one).
+#[tokio::test]
+async fn an_entry_moved_far_is_named_as_reordered_through_its_link() {
+    let db = console_db("audit_far").await;
+    let k = key();
+    fill(&db.pool, &k, 300).await;
+    tamper(&db.pool, &swap(5, 280)).await;
+    assert_eq!(
+        verify(&db.pool, &k, None).await,
+        broken(5, Problem::Reordered { written_as: 280 })
+    );
+}
+
 #[tokio::test]
 async fn truncated_tail_needs_a_checkpoint_when_the_head_is_rewound() {
     let db = console_db("audit_trunc").await;

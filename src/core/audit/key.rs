@@ -200,6 +200,47 @@ mod tests {
         assert!(e.contains("key.d"), "{e}");
     }
 
+    /// `CHARON_AUDIT_KEY` is read in a child process (this test binary run
+    /// again for this one test, with the variable set), as setting the
+    /// environment of a running multi-threaded test process is not sound.
+    #[test]
+    fn the_key_comes_from_the_environment_and_a_bad_one_is_refused_unquoted() {
+        const CHILD: &str = "CHARON_TEST_AUDIT_KEY_CHILD";
+        const NAME: &str = "core::audit::key::tests::the_key_comes_from_the_environment_and_a_bad_one_is_refused_unquoted";
+        if let Some(expect) = std::env::var_os(CHILD) {
+            match (expect.to_str(), AuditKey::from_env()) {
+                (Some("key"), Ok(Some(k))) => {
+                    assert_eq!(k.id(), AuditKey::from_hex(&"c3".repeat(32)).unwrap().id());
+                }
+                (Some("blank"), Ok(None)) => {}
+                (Some("bad"), Err(Error::Config(m))) => {
+                    assert!(m.starts_with("CHARON_AUDIT_KEY: "), "{m}");
+                    assert!(!m.contains("zz-not-hex"), "the value is quoted: {m}");
+                }
+                (what, got) => panic!("{what:?}: {got:?}"),
+            }
+            return;
+        }
+        for (case, value) in [
+            ("key", "c3".repeat(32)),
+            ("blank", "   ".into()),
+            ("bad", format!("zz-not-hex{}", "0".repeat(60))),
+        ] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+                .env(CHILD, case)
+                .env(KEY_ENV, value)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && text.contains("1 passed"),
+                "{case}: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     #[test]
     fn no_key_in_the_environment_is_none() {
         // No test sets CHARON_AUDIT_KEY; the process runs without it.
