@@ -38,6 +38,59 @@ async fn scratch_databases(pool: &sqlx::PgPool) -> Vec<String> {
     .unwrap()
 }
 
+/// A migrated console database with an SRE for this OS account, its OTP
+/// key enrolled.
+async fn sre_console(prefix: &str) -> TestDb {
+    let console = TestDb::new(prefix).await;
+    charon::core::db::migrate_console(&console.pool)
+        .await
+        .unwrap();
+    let login = operators::os_account().unwrap();
+    operators::bootstrap(&console.pool, &login, "CI SRE")
+        .await
+        .unwrap();
+    operators::set_role(&console.pool, &login, Role::Sre)
+        .await
+        .unwrap();
+    KEY.enroll(&console.pool, MASTER, &login).await;
+    console
+}
+
+/// Starts `restore-test run --source SOURCE --latest` with the OTP on stdin
+/// and the test hook that pauses it right after the restore; returns once
+/// it is paused there, to be killed.
+fn run_until_paused(bin: &Binary, source: &str, otp: String) -> std::process::Child {
+    let mut child = bin
+        .command(&["restore-test", "run", "--source", source, "--latest"])
+        .env("CHARON_RESTORE_PAUSE_AT", "restored")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{otp}").unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(line) if line.contains("paused at restored") => return child,
+            Ok(line) => seen.push(line),
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the run never reached the pause point; stderr: {seen:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_test_killed_mid_run_leaves_its_scratch_database_to_the_next_run() {
     let pluto = TestDb::new("rk_p").await;
@@ -51,18 +104,7 @@ async fn a_restore_test_killed_mid_run_leaves_its_scratch_database_to_the_next_r
     )
     .await
     .unwrap();
-    let console = TestDb::new("rk_c").await;
-    charon::core::db::migrate_console(&console.pool)
-        .await
-        .unwrap();
-    let login = operators::os_account().unwrap();
-    operators::bootstrap(&console.pool, &login, "CI SRE")
-        .await
-        .unwrap();
-    operators::set_role(&console.pool, &login, Role::Sre)
-        .await
-        .unwrap();
-    KEY.enroll(&console.pool, MASTER, &login).await;
+    let console = sre_console("rk_c").await;
     let bin = Binary::with_config(
         &pluto.url,
         &console.url,
@@ -78,35 +120,7 @@ async fn a_restore_test_killed_mid_run_leaves_its_scratch_database_to_the_next_r
     let before = scratch_databases(&pluto.pool).await;
 
     // The first run stops right after pg_restore (a test hook) and is killed there.
-    let mut child = bin
-        .command(&["restore-test", "run", "--source", "local", "--latest"])
-        .env("CHARON_RESTORE_PAUSE_AT", "restored")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{}", KEY.otp(1)).unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let started = Instant::now();
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(line) if line.contains("paused at restored") => break,
-            Ok(line) => seen.push(line),
-            Err(_) => {}
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the run never reached the pause point; stderr: {seen:?}"
-        );
-    }
+    let mut child = run_until_paused(&bin, "local", KEY.otp(1));
     let during = scratch_databases(&pluto.pool).await;
     let mine: Vec<&String> = during.iter().filter(|n| !before.contains(n)).collect();
     assert_eq!(mine.len(), 1, "before {before:?}, during {during:?}");
@@ -189,18 +203,7 @@ fn restore_clusters() -> Vec<(std::path::PathBuf, Option<i32>)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pgbackrest_restore_test_killed_mid_run_leaves_its_cluster_to_the_next_run() {
     let fx = common::pgbackrest::pgbackrest_fixture().await;
-    let console = TestDb::new("rkb_c").await;
-    charon::core::db::migrate_console(&console.pool)
-        .await
-        .unwrap();
-    let login = operators::os_account().unwrap();
-    operators::bootstrap(&console.pool, &login, "CI SRE")
-        .await
-        .unwrap();
-    operators::set_role(&console.pool, &login, Role::Sre)
-        .await
-        .unwrap();
-    KEY.enroll(&console.pool, MASTER, &login).await;
+    let console = sre_console("rkb_c").await;
     let pluto_url = charon::core::config::DbUrl::parse(&fx.cluster.url("pluto")).unwrap();
     let bin = Binary::with_config(
         &pluto_url,
@@ -213,35 +216,7 @@ async fn a_pgbackrest_restore_test_killed_mid_run_leaves_its_cluster_to_the_next
     );
     let before = restore_clusters();
 
-    let mut child = bin
-        .command(&["restore-test", "run", "--source", "wal", "--latest"])
-        .env("CHARON_RESTORE_PAUSE_AT", "restored")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{}", KEY.otp(1)).unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let started = Instant::now();
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(line) if line.contains("paused at restored") => break,
-            Ok(line) => seen.push(line),
-            Err(_) => {}
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "the run never reached the pause point; stderr: {seen:?}"
-        );
-    }
+    let mut child = run_until_paused(&bin, "wal", KEY.otp(1));
     let during = restore_clusters();
     let mine: Vec<_> = during.iter().filter(|c| !before.contains(c)).collect();
     assert_eq!(mine.len(), 1, "before {before:?}, during {during:?}");
