@@ -332,6 +332,8 @@ mod tests {
         assert!(!dbg.contains("00112233"), "{dbg}");
         assert!(!dbg.contains("0a0b0c"), "{dbg}");
         assert!(dbg.contains("AesKey(***)"));
+        assert!(dbg.contains("PrivateId(***)"), "{dbg}");
+        assert_eq!(format!("{:?}", record().private_id), "PrivateId(***)");
     }
 
     #[test]

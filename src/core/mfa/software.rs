@@ -136,6 +136,13 @@ mod tests {
         assert_eq!(ok.proof().factor(), FactorKind::Software);
         assert!(ok.proof().authorises(b"reveal email of user 7"));
         assert_eq!(ok.proof().signature(), Some(&sig[..]));
+        // The hash the audit entry records as `action_sha256`.
+        assert_eq!(
+            ok.proof().action_hash(),
+            Some(&crate::core::mfa::challenge::sha256(
+                b"reveal email of user 7"
+            ))
+        );
     }
 
     #[test]
