@@ -354,6 +354,33 @@ async fn an_agent_answering_the_key_list_wrongly_is_a_protocol_error() {
     );
 }
 
+/// An identities answer of `len` bytes: one key (a blob that is not a key)
+/// with a comment long enough to fill it.
+fn identities_answer_of(len: usize) -> Vec<u8> {
+    let mut body = vec![12u8];
+    body.extend_from_slice(&1u32.to_be_bytes());
+    body.extend_from_slice(&1u32.to_be_bytes());
+    body.push(b'x');
+    let comment = len - body.len() - 4;
+    body.extend_from_slice(&(comment as u32).to_be_bytes());
+    body.resize(len, b'c');
+    body
+}
+
+#[tokio::test]
+async fn agent_messages_up_to_256_kib_are_read_and_longer_ones_refused() {
+    const MAX: usize = 256 * 1024;
+    let (path, _dir) = scripted_agent(vec![frame(&identities_answer_of(MAX))]).await;
+    let mut agent = SkAgent::connect(&path).await.unwrap();
+    let keys = agent.list_identities().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].comment.len(), MAX - 14);
+    assert_eq!(
+        protocol_error_of_list(frame(&identities_answer_of(MAX + 1))).await,
+        format!("bad message length {}", MAX + 1)
+    );
+}
+
 #[tokio::test]
 async fn an_agent_answering_a_sign_request_wrongly_is_a_protocol_error() {
     let (path, _dir) = scripted_agent(vec![frame(&[99])]).await;
