@@ -386,6 +386,51 @@ async fn discovery_finds_the_subject_across_tenants_and_nobody_else() {
     }
 }
 
+/// A table with two external references (here receipts with a thumbnail
+/// beside the image, both in the bucket): discovery collects both columns'
+/// objects, each from its own column.
+#[tokio::test]
+async fn a_table_with_two_external_columns_gives_the_objects_of_both() {
+    let env = setup("er_twoext").await;
+    let p = &env.pluto.pool;
+    sqlx::query("ALTER TABLE receipts ADD COLUMN thumb_key text")
+        .execute(p)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE receipts SET thumb_key = 'thumbs/' || id WHERE id >= 9000000001")
+        .execute(p)
+        .await
+        .unwrap();
+    let s3 = r#"s3_key = { category = "external_ref", mask = "none", erasure = "delete_object", system = "receipts_bucket" }"#;
+    let text = charon::core::datamap::PLUTO_MAP
+        .replace(s3, &format!("{s3}\n{}", s3.replace("s3_key", "thumb_key")));
+    assert_ne!(
+        text,
+        charon::core::datamap::PLUTO_MAP,
+        "the receipts line moved"
+    );
+    let map = DataMap::parse(&text, std::path::Path::new("two-external.toml")).unwrap();
+    let catalog = Catalog::load(p).await.unwrap();
+    let d = discover(p, &map, &catalog, &subject()).await.unwrap();
+    let plan = plan(&d).unwrap();
+    let mut objects: Vec<String> = plan
+        .external
+        .iter()
+        .filter(|e| e.system == "receipts_bucket")
+        .flat_map(|e| e.objects.clone())
+        .collect();
+    objects.sort();
+    assert_eq!(
+        objects,
+        vec![
+            "receipts/erasure-1.jpg",
+            "receipts/erasure-2.jpg",
+            "thumbs/9000000001",
+            "thumbs/9000000002",
+        ]
+    );
+}
+
 #[tokio::test]
 async fn plan_hash_is_stable_and_follows_the_data() {
     let env = setup("er_hash").await;
