@@ -102,6 +102,26 @@ async fn bad_new_requests_are_refused_and_regimes_are_stored_by_name() {
     }
 }
 
+/// Only a duplicate id is reported as one: any other refusal of the
+/// database (here a constraint added for the test) is a database error.
+#[tokio::test]
+async fn a_database_refusal_other_than_a_duplicate_id_is_not_called_a_duplicate() {
+    let db = console().await;
+    sqlx::query(
+        "ALTER TABLE erasure_requests ADD CONSTRAINT test_refuses_x CHECK (ticket <> 'TICKET-X')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let s = subject();
+    let mut r = request(&s, Regime::Gdpr);
+    r.ticket = "TICKET-X".into();
+    match create_request(&db.pool, KEY, &r).await {
+        Err(Error::Database(e)) => assert!(e.to_string().contains("test_refuses_x"), "{e}"),
+        other => panic!("expected the database's refusal, got {other:?}"),
+    }
+}
+
 fn empty_plan(sha: &str) -> Plan {
     Plan {
         subject_ref: "s•••@example.test".into(),

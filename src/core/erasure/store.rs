@@ -331,6 +331,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_subject_key_is_derived_from_the_audit_key_and_differs_per_key() {
+        use crate::core::audit::AuditKey;
+        let a = AuditKey::from_hex(&"11".repeat(32)).unwrap();
+        let b = AuditKey::from_hex(&"22".repeat(32)).unwrap();
+        assert_eq!(subject_key(&a), subject_key(&a));
+        assert_ne!(subject_key(&a), subject_key(&b));
+        assert_ne!(subject_key(&a), [0u8; 32]);
+        assert_eq!(
+            subject_key(&a),
+            a.mac(b"charon-erasure-subject-key-v1"),
+            "a stored request's hashes must stay comparable across versions"
+        );
+        // And the hashes of one subject differ under two deployments' keys.
+        let s = Subject {
+            emails: vec!["a@example.test".into()],
+            phones: vec![],
+            user_ids: vec![],
+        };
+        assert_ne!(
+            subject_hashes(&subject_key(&a), &s).unwrap(),
+            subject_hashes(&subject_key(&b), &s).unwrap()
+        );
+    }
+
+    #[test]
     fn overdue_means_unfinished_and_strictly_past_due() {
         let due = DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
             .unwrap()
