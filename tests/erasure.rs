@@ -556,6 +556,7 @@ async fn execute_erases_completely_and_touches_nobody_else_and_twice_is_harmless
     };
     assert_eq!(report.rows_deleted, 12);
     assert_eq!(report.external_enqueued, 3);
+    assert!(!report.resumed, "a first execution resumes nothing");
     // The report counts the free-text rows it redacted: the plan's.
     assert_eq!(report.rows_redacted, redact_rows);
 

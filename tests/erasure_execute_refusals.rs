@@ -169,3 +169,30 @@ async fn a_done_request_is_not_executed_again() {
     }
     assert_eq!(env.state(id).await, "done");
 }
+
+/// Deletion order comes from the live foreign keys, children before the
+/// tables they point at — not from the names (here the child sorts last
+/// and a grandchild first), with self-references ignored.
+#[tokio::test]
+async fn tables_are_deleted_children_first_whatever_their_names() {
+    let db = common::TestDb::new("erdo").await;
+    sqlx::raw_sql(
+        "CREATE TABLE alpha_parent (id int PRIMARY KEY);
+         CREATE TABLE zeta_child (id int PRIMARY KEY, parent int REFERENCES alpha_parent,
+                                  boss int REFERENCES zeta_child);
+         CREATE TABLE aardvark_grandchild (id int PRIMARY KEY, child int REFERENCES zeta_child);
+         CREATE TABLE loner (id int PRIMARY KEY);",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    let order = charon::core::erasure::execute::delete_order(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        order,
+        vec!["aardvark_grandchild", "zeta_child", "alpha_parent"],
+        "tables without foreign keys are not listed"
+    );
+}

@@ -176,6 +176,29 @@ async fn certificates_exist_only_for_done_requests_and_must_match_their_hash() {
         certificate::finish_if_complete(&db.pool, id).await.unwrap(),
         None
     );
+    // Executing, nothing left in the queue, but Pluto's part not committed
+    // (yet, or never): no certificate may say it is erased.
+    sqlx::query(
+        "UPDATE erasure_requests SET state = 'executing', approved_by = 'bob' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        certificate::finish_if_complete(&db.pool, id).await.unwrap(),
+        None,
+        "certified before Pluto committed"
+    );
+    assert_eq!(
+        get_request(&db.pool, id).await.unwrap().certificate_sha256,
+        None
+    );
+    sqlx::query("UPDATE erasure_requests SET state = 'draft', approved_by = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
     match certificate::get(&db.pool, id).await {
         Err(Error::Conflict(m)) => {
             assert_eq!(

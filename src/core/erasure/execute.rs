@@ -635,8 +635,8 @@ impl StoredPlan {
 }
 
 /// Tables in the order their rows can be deleted: every table before the
-/// tables its foreign keys point at (children first).
-async fn delete_order(conn: &mut PgConnection) -> Result<Vec<String>> {
+/// tables its foreign keys point at (children first). Public for its tests.
+pub async fn delete_order(conn: &mut PgConnection) -> Result<Vec<String>> {
     let rows = sqlx::query(
         "SELECT c.relname::text, p.relname::text
            FROM pg_constraint k
