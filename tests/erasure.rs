@@ -290,6 +290,53 @@ async fn erase(env: &Env, s: &Subject) -> ExecuteOutcome {
     exec(env, id, s, "carol").await.unwrap()
 }
 
+/// The progress an execution reports (the TUI's gauge): per table and
+/// action, counts that only grow and end at the table's total.
+#[tokio::test]
+async fn execution_reports_each_tables_progress_up_to_its_total() {
+    let env = setup("er_prog").await;
+    let s = subject();
+    let id = approved_request(&env, &s).await;
+    let seal = MasterKey::new(SEAL);
+    let systems = Systems::default();
+    let mut events: Vec<(String, RowAction, usize, usize)> = Vec::new();
+    let out = executor(&env, &systems, &seal, std::path::Path::new("/nonexistent"))
+        .execute(id, &s, "carol", &mut |p| {
+            if let charon::core::erasure::execute::Progress::Table {
+                table,
+                action,
+                done,
+                total,
+            } = p
+            {
+                events.push((table, action, done, total));
+            }
+        })
+        .await
+        .unwrap();
+    assert!(matches!(out, ExecuteOutcome::Done(_)), "{out:?}");
+    let mut last: BTreeMap<(String, RowAction), (usize, usize)> = BTreeMap::new();
+    for (table, action, done, total) in events {
+        let key = (table, action);
+        if let Some((before, _)) = last.get(&key) {
+            assert!(done >= *before, "{key:?}: {done} after {before}");
+        }
+        last.insert(key, (done, total));
+    }
+    assert!(
+        last.contains_key(&("receipts".to_string(), RowAction::Redact)),
+        "{last:?}"
+    );
+    assert!(
+        last.contains_key(&("trip_points".to_string(), RowAction::Delete)),
+        "{last:?}"
+    );
+    for (key, (done, total)) in &last {
+        assert!(*total > 0, "{key:?}");
+        assert_eq!(done, total, "{key:?} stopped short");
+    }
+}
+
 #[tokio::test]
 async fn discovery_finds_the_subject_across_tenants_and_nobody_else() {
     let env = setup("er_disc").await;
