@@ -478,6 +478,79 @@ async fn a_table_with_two_external_columns_gives_the_objects_of_both() {
     );
 }
 
+/// Free text that names the subject in a table whose primary key has two
+/// columns (rows are matched on both) is redacted, and only there.
+#[tokio::test]
+async fn mentions_in_a_table_with_a_two_column_key_are_redacted() {
+    let env = setup("er_twokey").await;
+    let p = &env.pluto.pool;
+    sqlx::raw_sql(
+        "CREATE TABLE shift_notes (shift_id bigint, n int, business_id uuid, author_id uuid,
+                                   note text, PRIMARY KEY (shift_id, n))",
+    )
+    .execute(p)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO shift_notes VALUES
+           (9000000002, 1, $1, $2, 'ask q.erasmus@example.test to swap'),
+           (9000000002, 2, $1, $2, 'nothing personal here'),
+           (9000000003, 1, $1, $2, 'q.erasmus@example.test again')",
+    )
+    .bind(Uuid::new_v4())
+    .bind(env.other)
+    .execute(p)
+    .await
+    .unwrap();
+    let text = format!(
+        "{}\n[tables.shift_notes]\nprimary_key = [\"shift_id\", \"n\"]\ntenant = {{ column = \"business_id\" }}\n\
+         subject = [{{ kind = \"user_id\", column = \"author_id\" }}]\nerasure = {{ rows = \"delete\" }}\n\n\
+         [tables.shift_notes.columns]\nshift_id = {{ category = \"none\" }}\nn = {{ category = \"none\" }}\n\
+         business_id = {{ category = \"none\" }}\nauthor_id = {{ category = \"identifier\", mask = \"none\" }}\n\
+         note = {{ category = \"free_text\", mask = \"free_text\" }}\n",
+        charon::core::datamap::PLUTO_MAP
+    );
+    let map = DataMap::parse(&text, std::path::Path::new("two-column-key.toml")).unwrap();
+    let catalog = Catalog::load(p).await.unwrap();
+    let s = subject();
+    let d = discover(p, &map, &catalog, &s).await.unwrap();
+    let planned = plan(&d).unwrap();
+    assert!(
+        planned
+            .per_table
+            .iter()
+            .any(|t| t.table == "shift_notes" && t.action == RowAction::Redact && t.rows == 2),
+        "{planned:?}"
+    );
+    let id = new_request(&env, &s, "alice").await;
+    store_plan(&env.console.pool, id, &planned, "alice")
+        .await
+        .unwrap();
+    approve(&env.console.pool, id, "bob", &planned.sha256)
+        .await
+        .unwrap();
+    let seal = MasterKey::new(SEAL);
+    let systems = Systems::default();
+    let ex = Executor {
+        map: &map,
+        catalog: &catalog,
+        ..executor(&env, &systems, &seal, std::path::Path::new("/nonexistent"))
+    };
+    let out = ex.execute(id, &s, "carol", &mut |_| {}).await.unwrap();
+    assert!(matches!(out, ExecuteOutcome::Done(_)), "{out:?}");
+    let notes: Vec<(i64, i32, String)> =
+        sqlx::query_as("SELECT shift_id, n, note FROM shift_notes ORDER BY 1, 2")
+            .fetch_all(p)
+            .await
+            .unwrap();
+    assert_eq!(notes.len(), 3);
+    assert_eq!(notes[1].2, "nothing personal here");
+    for (_, _, note) in [&notes[0], &notes[2]] {
+        assert!(!note.to_lowercase().contains(EMAIL), "{note}");
+        assert!(note.contains("[REDACTED"), "{note}");
+    }
+}
+
 #[tokio::test]
 async fn plan_hash_is_stable_and_follows_the_data() {
     let env = setup("er_hash").await;
