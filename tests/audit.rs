@@ -249,6 +249,29 @@ async fn an_entry_moved_far_is_named_as_reordered_through_its_link() {
     );
 }
 
+/// Verify started inside a shuffled region (`--from`): the first entry
+/// checked was written two seqs lower, and the entry before it was moved
+/// too, so only the search of the neighbourhood below can name it.
+#[tokio::test]
+async fn an_entry_moved_up_is_found_below_when_its_link_was_moved_too() {
+    let db = console_db("audit_below").await;
+    let k = key();
+    fill(&db.pool, &k, 12).await;
+    // seq 3 <- entry 6, seq 4 <- entry 3, seq 6 <- entry 4.
+    tamper(
+        &db.pool,
+        "UPDATE audit_log SET seq = 999999 WHERE seq = 6;
+         UPDATE audit_log SET seq = 6 WHERE seq = 4;
+         UPDATE audit_log SET seq = 4 WHERE seq = 3;
+         UPDATE audit_log SET seq = 3 WHERE seq = 999999;",
+    )
+    .await;
+    let v = audit::verify(&db.pool, &k, Some(6), None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(v, broken(6, Problem::Reordered { written_as: 4 }));
+}
+
 #[tokio::test]
 async fn truncated_tail_needs_a_checkpoint_when_the_head_is_rewound() {
     let db = console_db("audit_trunc").await;
