@@ -337,6 +337,33 @@ async fn execution_reports_each_tables_progress_up_to_its_total() {
     }
 }
 
+/// A request found `executing` (its last run was interrupted before Pluto
+/// committed) is recovered first, then executed, and the report says it
+/// resumed.
+#[tokio::test]
+async fn an_interrupted_execution_is_recovered_and_reported_as_resumed() {
+    let env = setup("er_resume").await;
+    let s = subject();
+    let id = approved_request(&env, &s).await;
+    sqlx::query(
+        "UPDATE erasure_requests SET state = 'executing', executed_by = 'carol' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&env.console.pool)
+    .await
+    .unwrap();
+    let out = exec(&env, id, &s, "carol").await.unwrap();
+    let ExecuteOutcome::Done(report) = out else {
+        panic!("not executed: {out:?}");
+    };
+    assert!(report.resumed);
+    assert_eq!(report.rows_deleted, 12);
+    assert_eq!(
+        scan_for_subject(&env.pluto.pool).await,
+        Vec::<String>::new()
+    );
+}
+
 #[tokio::test]
 async fn discovery_finds_the_subject_across_tenants_and_nobody_else() {
     let env = setup("er_disc").await;

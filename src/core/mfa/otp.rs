@@ -327,6 +327,15 @@ mod tests {
     }
 
     #[test]
+    fn modhex_of_the_wrong_length_says_both_lengths() {
+        let mut out = [0u8; 6];
+        assert_eq!(
+            modhex_decode("cbdef", &mut out),
+            Err(MfaError::WrongLength { got: 5, want: 12 })
+        );
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let dbg = format!("{:?}", record());
         assert!(!dbg.contains("00112233"), "{dbg}");
