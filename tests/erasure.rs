@@ -889,6 +889,21 @@ async fn a_phone_number_alone_still_finds_the_free_text_that_mentions_it() {
         BTreeMap::from([(("receipts".to_string(), RowAction::Redact), 1)]),
         "{p:?}"
     );
+    // Executed: nothing external to wait for, so certified at once; rows
+    // were found (only no objects), and the certificate says so.
+    let ExecuteOutcome::Done(r) = erase(&env, &s).await else {
+        panic!("not executed");
+    };
+    assert!(r.complete, "{r:?}");
+    let id: Uuid = sqlx::query_scalar("SELECT id FROM erasure_requests")
+        .fetch_one(&env.console.pool)
+        .await
+        .unwrap();
+    let c = erasure::certificate::get(&env.console.pool, id)
+        .await
+        .unwrap();
+    assert_eq!(c.json["found_nothing"], serde_json::json!(false));
+    assert!(!c.markdown().contains("Nothing was found for this subject"));
 }
 
 #[tokio::test]
