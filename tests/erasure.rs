@@ -903,7 +903,9 @@ async fn a_phone_number_alone_still_finds_the_free_text_that_mentions_it() {
         .await
         .unwrap();
     assert_eq!(c.json["found_nothing"], serde_json::json!(false));
-    assert!(!c.markdown().contains("Nothing was found for this subject"));
+    let md = c.markdown();
+    assert!(!md.contains("Nothing was found for this subject"), "{md}");
+    assert!(md.contains("No external objects."), "{md}");
 }
 
 #[tokio::test]
