@@ -362,6 +362,19 @@ async fn an_interrupted_execution_is_recovered_and_reported_as_resumed() {
         scan_for_subject(&env.pluto.pool).await,
         Vec::<String>::new()
     );
+    // Pluto's part committed, the external steps still pending (no system
+    // configured here): executing it again carries on with the queue only.
+    assert_eq!(
+        get_request(&env.console.pool, id).await.unwrap().state,
+        "executing"
+    );
+    let out = exec(&env, id, &s, "carol").await.unwrap();
+    let ExecuteOutcome::Done(again) = out else {
+        panic!("not carried on: {out:?}");
+    };
+    assert!(again.resumed);
+    assert_eq!((again.rows_deleted, again.external_enqueued), (0, 0));
+    assert!(!again.complete);
 }
 
 #[tokio::test]
