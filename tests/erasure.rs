@@ -921,6 +921,38 @@ async fn a_phone_number_alone_still_finds_the_free_text_that_mentions_it() {
     assert!(md.contains("No external objects."), "{md}");
 }
 
+/// The database deletes fewer rows than planned (here a trigger silently
+/// skips one): the count check aborts the transaction, nothing changes,
+/// and the request fails with both counts.
+#[tokio::test]
+async fn a_statement_touching_other_than_the_planned_rows_changes_nothing() {
+    let env = setup("er_count").await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION erasure_test_skip() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF OLD.id = 9000000001 THEN RETURN NULL; END IF; RETURN OLD; END $$;
+         CREATE TRIGGER erasure_test_skip BEFORE DELETE ON trips
+           FOR EACH ROW EXECUTE FUNCTION erasure_test_skip();",
+    )
+    .execute(&env.pluto.pool)
+    .await
+    .unwrap();
+    let s = subject();
+    let before = snapshot(&env.pluto.pool).await;
+    let id = new_request(&env, &s, "alice").await;
+    plan_and_approve(&env, id, &s).await;
+    let err = exec(&env, id, &s, "carol").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict(m)
+            if m == "trips (delete): 1 rows touched, 2 planned; nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&env.pluto.pool).await, before);
+    assert_eq!(
+        get_request(&env.console.pool, id).await.unwrap().state,
+        "failed"
+    );
+}
+
 #[tokio::test]
 async fn an_injected_failure_leaves_pluto_unchanged() {
     let env = setup("er_fail").await;
