@@ -1227,6 +1227,10 @@ async fn external_steps_delete_exactly_the_subjects_objects_and_items_then_certi
     let md = c.markdown();
     assert!(md.contains("| payroll_entries | retain |"), "{md}");
     assert!(md.contains(&c.sha256));
+    // Each system and its objects, not "No external objects.".
+    assert!(md.contains("### receipts_bucket"), "{md}");
+    assert!(md.contains("- `receipts/erasure-1.jpg`: "), "{md}");
+    assert!(!md.contains("No external objects."), "{md}");
 
     // Running the queue again, or erasing again, changes nothing outside.
     let again = approved_request(&env, &subject()).await;
