@@ -142,6 +142,32 @@ impl Setup {
         rows.reverse();
         rows
     }
+
+    /// `tenants search` through the CLI with `db` stopped (`which` names
+    /// it), the `n`-th OTP on stdin: a non-zero exit within the bound, a
+    /// message naming the database and why, no result, no panic. Starts
+    /// the database again afterwards.
+    fn search_with_stopped(&self, db: &Db, which: &str, n: u8) {
+        db.stop();
+        let t = Instant::now();
+        let (code, out, err) = self.bin.run(
+            &["tenants", "search", &query_for(&self.tenant)],
+            &format!("{}\n", self.key.otp(n)),
+        );
+        let took = t.elapsed();
+        println!("cli, {which} stopped: {took:?}\n{err}");
+        assert!(matches!(code, Some(c) if c != 0), "{code:?} {out} {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains(which)
+                && err.contains("unavailable")
+                && err.contains("no server is listening"),
+            "{err}"
+        );
+        assert!(!out.contains(&self.tenant), "{out}");
+        assert!(took < REPORTED_WITHIN, "{took:?}");
+        db.start_again();
+    }
 }
 
 /// The TUI in tmux (tests/common/tmux.rs), with this setup's keys and
@@ -299,46 +325,9 @@ async fn cli_against_a_stopped_database_exits_non_zero_with_a_clear_message() {
 
     // Pluto stopped: the console opens (it is reached first for the gate
     // only when Pluto is there too), so the command fails at connect.
-    s.pluto.stop();
-    let t = Instant::now();
-    let (code, out, err) = s.bin.run(
-        &["tenants", "search", &query_for(&s.tenant)],
-        &format!("{}\n", s.key.otp(2)),
-    );
-    let took = t.elapsed();
-    println!("cli, pluto stopped: {took:?}\n{err}");
-    assert!(matches!(code, Some(c) if c != 0), "{code:?} {out} {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(
-        err.contains("pluto")
-            && err.contains("unavailable")
-            && err.contains("no server is listening"),
-        "{err}"
-    );
-    assert!(!out.contains(&s.tenant), "{out}");
-    assert!(took < REPORTED_WITHIN, "{took:?}");
-    s.pluto.start_again();
-
+    s.search_with_stopped(&s.pluto, "pluto", 2);
     // The console database stopped.
-    s.console.stop();
-    let t = Instant::now();
-    let (code, out, err) = s.bin.run(
-        &["tenants", "search", &query_for(&s.tenant)],
-        &format!("{}\n", s.key.otp(3)),
-    );
-    let took = t.elapsed();
-    println!("cli, console stopped: {took:?}\n{err}");
-    assert!(matches!(code, Some(c) if c != 0), "{code:?} {out} {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(
-        err.contains("console")
-            && err.contains("unavailable")
-            && err.contains("no server is listening"),
-        "{err}"
-    );
-    assert!(!out.contains(&s.tenant), "{out}");
-    assert!(took < REPORTED_WITHIN, "{took:?}");
-    s.console.start_again();
+    s.search_with_stopped(&s.console, "console", 3);
 
     // Both back: the same command works again.
     let (code, out, err) = s.bin.run(
