@@ -80,7 +80,7 @@ pub fn reason(e: &sqlx::Error) -> String {
 /// start is earlier than this statement's; in the implicit transaction of a
 /// lone statement the two are equal. An aborted transaction makes the query
 /// fail, which closes the connection too.
-async fn not_in_a_transaction(conn: &mut sqlx::PgConnection) -> sqlx::Result<bool> {
+pub async fn not_in_a_transaction(conn: &mut sqlx::PgConnection) -> sqlx::Result<bool> {
     use sqlx::Row;
     let row = sqlx::raw_sql("SELECT transaction_timestamp() = statement_timestamp()")
         .fetch_one(&mut *conn)

@@ -54,8 +54,13 @@ impl TestDb {
         admin.close().await.ok();
         let options = PgConnectOptions::from_str(&server).unwrap().database(&name);
         let url = charon::core::config::with_database(&server, &name);
+        // The same check of returned connections as charon's own pools
+        // (ADR 6): tests hand these pools to `Console::from_pools`.
         let pool = PgPoolOptions::new()
             .max_connections(8)
+            .after_release(|conn, _| {
+                Box::pin(async move { charon::core::db::not_in_a_transaction(conn).await })
+            })
             .connect_with(options)
             .await
             .unwrap();
